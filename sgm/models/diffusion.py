@@ -1,0 +1,234 @@
+"""DiffusionEngine: conditioner + denoiser(network) + sampler + first stage, trained with Lightning."""
+import contextlib
+import logging
+import math
+import re
+from contextlib import contextmanager
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import pytorch_lightning as pl
+import torch
+import torch.nn as nn
+
+from ..modules import UNCONDITIONAL_CONFIG
+from ..modules.autoencoding.temporal_ae import VideoDecoder
+from ..modules.diffusionmodules.wrappers import OPENAIUNETWRAPPER
+from ..modules.ema import LitEma
+from ..util import default, disabled_train, get_obj_from_str, instantiate_from_config
+
+logger = logging.getLogger(__name__)
+
+
+class DiffusionEngine(pl.LightningModule):
+    """A latent diffusion model and its training step.
+
+    network_config: the denoiser network (VideoUNet for SVD). denoiser_config: preconditioning
+    (Denoiser + scaling). first_stage_config: the autoencoder (frozen). conditioner_config: the
+    GeneralConditioner (default: no conditioning). sampler_config: sampler with discretization and
+    guider, used by `sample` and the logging callback. optimizer_config: optimizer target and params
+    (default AdamW); the learning rate is `base_learning_rate` from the config (set by main.py as
+    `learning_rate`). scheduler_config: an LR schedule object with a `schedule(step)` method
+    (e.g. sgm.lr_scheduler.LambdaLinearScheduler), applied per step. loss_fn_config: the training loss
+    (StandardDiffusionLoss). network_wrapper: adapter from the denoiser call to the network
+    (default OpenAIWrapper). ckpt_path: weights to load after building. use_ema: keep an EMA of the
+    network. ema_decay_rate: its decay. scale_factor: latent scale (0.18215 for the SD VAE).
+    disable_first_stage_autocast: run the autoencoder in full precision. input_key: batch key of
+    the training images/videos. log_keys: conditioning keys to log. no_cond_log: log none.
+    compile_model: torch.compile the network. en_and_decode_n_samples_a_time: frames per autoencoder
+    call. trainable_parameters: which network parameters train: "all" (default), "temporal"
+    (the temporal layers of a video UNet: time_stack, time_mixer, time_pos_embed) or a list of
+    regular expressions matched against names in `model.diffusion_model`.
+    """
+
+    def __init__(self, network_config: Dict, denoiser_config: Dict, first_stage_config: Dict,
+                 conditioner_config: Optional[Dict] = None, sampler_config: Optional[Dict] = None,
+                 optimizer_config: Optional[Dict] = None, scheduler_config: Optional[Dict] = None,
+                 loss_fn_config: Optional[Dict] = None, network_wrapper: Optional[str] = None,
+                 ckpt_path: Optional[str] = None, use_ema: bool = False, ema_decay_rate: float = 0.9999,
+                 scale_factor: float = 1.0, disable_first_stage_autocast: bool = False, input_key: str = "jpg",
+                 log_keys: Optional[List] = None, no_cond_log: bool = False, compile_model: bool = False,
+                 en_and_decode_n_samples_a_time: Optional[int] = None,
+                 trainable_parameters: Union[str, Sequence[str]] = "all"):
+        super().__init__()
+        self.log_keys = log_keys
+        self.input_key = input_key
+        self.optimizer_config = default(optimizer_config, {"target": "torch.optim.AdamW"})
+        network = instantiate_from_config(network_config)
+        self.model = get_obj_from_str(default(network_wrapper, OPENAIUNETWRAPPER))(network, compile_model=compile_model)
+        self.denoiser = instantiate_from_config(denoiser_config)
+        self.sampler = instantiate_from_config(sampler_config) if sampler_config is not None else None
+        self.conditioner = instantiate_from_config(default(conditioner_config, UNCONDITIONAL_CONFIG))
+        self.scheduler_config = scheduler_config
+        self._init_first_stage(first_stage_config)
+        self.loss_fn = instantiate_from_config(loss_fn_config) if loss_fn_config is not None else None
+        self.trainable_parameters = trainable_parameters
+        self.use_ema = use_ema
+        if use_ema:
+            self.model_ema = LitEma(self.model, decay=ema_decay_rate)
+        self.scale_factor = scale_factor
+        self.disable_first_stage_autocast = disable_first_stage_autocast
+        self.no_cond_log = no_cond_log
+        self.en_and_decode_n_samples_a_time = en_and_decode_n_samples_a_time
+        self.learning_rate = 1e-4  # overwritten by main.py from base_learning_rate
+        if ckpt_path is not None:
+            self.init_from_ckpt(ckpt_path)
+
+    # ----------------------------------------------------------------------------------- weights
+    def init_from_ckpt(self, path: str, dtype: Optional[torch.dtype] = None) -> None:
+        """Load weights (.safetensors / .ckpt / .pt). Fails if weights the model uses are missing."""
+        from ..checkpoint import load_checkpoint
+
+        missing, unexpected = load_checkpoint(self, path, dtype=dtype)
+        logger.info("restored from %s (%d missing unused, %d unexpected keys)", path, len(missing), len(unexpected))
+
+    def _init_first_stage(self, config: Dict) -> None:
+        model = instantiate_from_config(config).eval()
+        model.train = disabled_train.__get__(model)
+        for param in model.parameters():
+            param.requires_grad = False
+        self.first_stage_model = model
+
+    def _autoencoder_context(self, device: torch.device):
+        if self.disable_first_stage_autocast:
+            return torch.autocast(device.type, enabled=False)
+        return contextlib.nullcontext()
+
+    def _first_stage_dtype(self) -> torch.dtype:
+        p = next(self.first_stage_model.parameters(), None)
+        return torch.float32 if p is None else p.dtype
+
+    # ------------------------------------------------------------------------------ first stage
+    @torch.no_grad()
+    def decode_first_stage(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (N, C, h, w), scaled -> images (N, 3, 8h, 8w) in about [-1, 1].
+
+        The video decoder sees `en_and_decode_n_samples_a_time` frames at a time as one clip (all
+        frames by default). For decoding long clips in overlapping chunks see `sgm.inference.decoding`.
+        """
+        z = (z / self.scale_factor).to(self._first_stage_dtype())
+        n = default(self.en_and_decode_n_samples_a_time, z.shape[0])
+        out = []
+        with self._autoencoder_context(z.device):
+            for i in range(math.ceil(z.shape[0] / n)):
+                chunk = z[i * n:(i + 1) * n]
+                kwargs = {"timesteps": len(chunk)} if isinstance(getattr(self.first_stage_model, "decoder", None), VideoDecoder) else {}
+                out.append(self.first_stage_model.decode(chunk, **kwargs))
+        return torch.cat(out, dim=0)
+
+    @torch.no_grad()
+    def encode_first_stage(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (N, 3, H, W) in [-1, 1] -> scaled latents (N, C, H/8, W/8)."""
+        n = default(self.en_and_decode_n_samples_a_time, x.shape[0])
+        x = x.to(self._first_stage_dtype())
+        out = []
+        with self._autoencoder_context(x.device):
+            for i in range(math.ceil(x.shape[0] / n)):
+                out.append(self.first_stage_model.encode(x[i * n:(i + 1) * n]))
+        return self.scale_factor * torch.cat(out, dim=0)
+
+    # ---------------------------------------------------------------------------------- training
+    def get_input(self, batch: Dict) -> torch.Tensor:
+        """The training images (B, 3, H, W) or videos (B, T, 3, H, W), flattened to (B*T, 3, H, W)."""
+        x = batch[self.input_key]
+        return x.flatten(0, 1) if x.ndim == 5 else x
+
+    def forward(self, x: torch.Tensor, batch: Dict) -> Tuple[torch.Tensor, Dict]:
+        loss = self.loss_fn(self.model, self.denoiser, self.conditioner, x, batch)
+        loss_mean = loss.mean()
+        return loss_mean, {"loss": loss_mean}
+
+    def shared_step(self, batch: Dict) -> Tuple[torch.Tensor, Dict]:
+        x = self.encode_first_stage(self.get_input(batch))
+        batch["global_step"] = self.global_step
+        return self(x, batch)
+
+    def training_step(self, batch: Dict, batch_idx: int) -> torch.Tensor:
+        loss, loss_dict = self.shared_step(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss is {loss.item()} at global step {self.global_step}; lower the learning rate, "
+                f"use bf16 instead of fp16, or resume from the last good checkpoint")
+        self.log_dict(loss_dict, prog_bar=True, logger=True, on_step=True, on_epoch=False)
+        self.log("global_step", float(self.global_step), prog_bar=True, logger=True, on_step=True, on_epoch=False)
+        if self.scheduler_config is not None:
+            self.log("lr_abs", self.optimizers().param_groups[0]["lr"], prog_bar=True, logger=True, on_step=True, on_epoch=False)
+        return loss
+
+    def on_train_start(self, *args, **kwargs):
+        if self.loss_fn is None:
+            raise ValueError("training needs model.params.loss_fn_config (e.g. StandardDiffusionLoss)")
+
+    def on_train_batch_end(self, *args, **kwargs):
+        if self.use_ema:
+            self.model_ema(self.model)
+
+    @contextmanager
+    def ema_scope(self, context: Optional[str] = None):
+        """Swap in the EMA weights of the network for the duration of the block."""
+        if self.use_ema:
+            self.model_ema.store(self.model.parameters())
+            self.model_ema.copy_to(self.model)
+            if context is not None:
+                logger.info("%s: switched to EMA weights", context)
+        try:
+            yield None
+        finally:
+            if self.use_ema:
+                self.model_ema.restore(self.model.parameters())
+                if context is not None:
+                    logger.info("%s: restored training weights", context)
+
+    def instantiate_optimizer_from_config(self, params, lr: float, cfg: Dict):
+        return get_obj_from_str(cfg["target"])(params, lr=lr, **cfg.get("params", dict()))
+
+    def select_trainable_parameters(self) -> List[nn.Parameter]:
+        """Set requires_grad on the network by `trainable_parameters` and return the trainable ones
+        (plus those of trainable embedders)."""
+        spec = self.trainable_parameters
+        if spec == "temporal":
+            patterns = [r"(^|\.)time_stack\.", r"(^|\.)time_mixer\.", r"(^|\.)time_pos_embed\."]
+        elif spec == "all":
+            patterns = None
+        elif isinstance(spec, str):
+            patterns = [spec]
+        else:
+            patterns = list(spec)
+        named = list(self.model.diffusion_model.named_parameters())
+        chosen = []
+        for name, p in named:
+            keep = patterns is None or any(re.search(pat, name) for pat in patterns)
+            p.requires_grad_(keep)
+            if keep:
+                chosen.append(p)
+        if not chosen:
+            raise ValueError(f"trainable_parameters={spec!r} matches no parameter of the network")
+        n_train, n_all = sum(p.numel() for p in chosen), sum(p.numel() for _, p in named)
+        logger.info("training %.1fM of %.1fM network parameters (%s)", n_train / 1e6, n_all / 1e6, spec)
+        for embedder in self.conditioner.embedders:
+            if embedder.is_trainable:
+                chosen += [p for p in embedder.parameters() if p.requires_grad]
+        return chosen
+
+    def configure_optimizers(self):
+        params = self.select_trainable_parameters()
+        opt = self.instantiate_optimizer_from_config(params, self.learning_rate, self.optimizer_config)
+        if self.scheduler_config is None:
+            return opt
+        scheduler = instantiate_from_config(self.scheduler_config)
+        lr_scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda=scheduler.schedule)
+        return [opt], [{"scheduler": lr_scheduler, "interval": "step", "frequency": 1}]
+
+    # ---------------------------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def sample(self, cond: Dict, uc: Optional[Dict] = None, batch_size: int = 16, shape: Optional[Sequence[int]] = None,
+               generator: Optional[torch.Generator] = None, **kwargs) -> torch.Tensor:
+        """Latent samples (batch_size, *shape) from the configured sampler; kwargs go to the network."""
+        if self.sampler is None:
+            raise ValueError("this model has no sampler_config")
+        randn = torch.randn(batch_size, *shape, generator=generator,
+                            device=generator.device if generator is not None else self.device).to(self.device)
+
+        def denoiser(x, sigma, c):
+            return self.denoiser(self.model, x, sigma, c, **kwargs)
+
+        return self.sampler(denoiser, randn, cond, uc=uc)
