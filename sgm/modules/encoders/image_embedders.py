@@ -31,6 +31,17 @@ def _quiet():
         root.setLevel(level)
 
 
+def resolve_config_path(path: str) -> str:
+    """`path` as given, or relative to the repository root (configs shipped with the package)."""
+    if os.path.isfile(path):
+        return path
+    repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    candidate = os.path.join(repo_root, path)
+    if not os.path.isabs(path) and os.path.isfile(candidate):
+        return candidate
+    raise ValueError(f"open_clip model config {path!r} does not exist (also looked in {repo_root})")
+
+
 def create_open_clip(arch: str, device: Optional[str] = None):
     """An OpenCLIP model with random weights, built without any download.
 
@@ -41,10 +52,9 @@ def create_open_clip(arch: str, device: Optional[str] = None):
     import open_clip
 
     if arch.endswith(".json") or os.path.sep in arch:
-        if not os.path.isfile(arch):
-            raise ValueError(f"open_clip model config {arch!r} does not exist")
-        open_clip.add_model_config(arch)
-        arch = os.path.splitext(os.path.basename(arch))[0]
+        path = resolve_config_path(arch)
+        open_clip.add_model_config(path)
+        arch = os.path.splitext(os.path.basename(path))[0]
     if arch not in open_clip.list_models():
         raise ValueError(f"unknown open_clip architecture {arch!r}; give a name from open_clip.list_models() "
                          f"or a path to a model-config JSON")
