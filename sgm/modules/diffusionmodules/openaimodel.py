@@ -284,6 +284,8 @@ class UNetBase(nn.Module):
         if self.num_classes is not None:
             assert y.shape[0] == x.shape[0], "y must have one row per input item"
             emb = emb + self.label_emb(y.to(wdtype) if y.is_floating_point() else y)
+        if context is not None:
+            context = context.to(wdtype)
         h, hs = x.to(wdtype), []
         for module in self.input_blocks:
             h = module(h, emb, context=context, **block_inputs)

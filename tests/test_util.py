@@ -1,0 +1,52 @@
+"""instantiate_from_config and friends fail loudly with the bad target or parameter named."""
+import pytest
+from omegaconf import OmegaConf
+
+from sgm.util import append_dims, get_obj_from_str, instantiate_from_config
+
+
+def test_builds_target_with_params():
+    g = instantiate_from_config({"target": "sgm.modules.diffusionmodules.guiders.VanillaCFG", "params": {"scale": 2.5}})
+    assert g.scale == 2.5
+
+
+def test_accepts_omegaconf_nodes():
+    cfg = OmegaConf.create({"target": "sgm.modules.diffusionmodules.discretizer.EDMDiscretization",
+                            "params": {"sigma_max": "${x}"}, "x": 700.0})
+    assert instantiate_from_config(cfg).sigma_max == 700.0
+
+
+def test_unknown_module_names_target():
+    with pytest.raises(ValueError, match=r"unknown target 'sgm\.nothere\.Thing'"):
+        instantiate_from_config({"target": "sgm.nothere.Thing"})
+
+
+def test_unknown_attribute_names_target_and_lists_alternatives():
+    with pytest.raises(ValueError, match=r"has no attribute 'VanillaCFGG'.*VanillaCFG"):
+        get_obj_from_str("sgm.modules.diffusionmodules.guiders.VanillaCFGG")
+
+
+def test_wrong_param_names_the_param_and_the_accepted_ones():
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['scal'\].*scale"):
+        instantiate_from_config({"target": "sgm.modules.diffusionmodules.guiders.VanillaCFG", "params": {"scal": 2.0}})
+
+
+def test_missing_required_param_is_named():
+    with pytest.raises(ValueError, match=r"missing required parameter\(s\) \['scale'\]"):
+        instantiate_from_config({"target": "sgm.modules.diffusionmodules.guiders.VanillaCFG"})
+
+
+def test_missing_target_key():
+    with pytest.raises(ValueError, match="no 'target' key"):
+        instantiate_from_config({"params": {}})
+
+
+def test_sgm_markers_give_none():
+    assert instantiate_from_config("__is_first_stage__") is None
+    assert instantiate_from_config("__is_unconditional__") is None
+
+
+def test_append_dims():
+    import torch
+
+    assert append_dims(torch.ones(3), 4).shape == (3, 1, 1, 1)
