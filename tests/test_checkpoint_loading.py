@@ -109,3 +109,18 @@ def test_corrupt_file_gives_clear_error(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="could not read"):
         read_state_dict(str(path))
+
+
+def test_building_never_touches_the_network(monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("model building tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    from tests.helpers import REPO
+
+    with torch.device("meta"):
+        model = build_model(REPO / "configs" / "inference" / "svd_xt.yaml", device="meta")
+    assert sum(p.numel() for p in model.parameters()) > 2e9
