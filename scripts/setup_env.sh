@@ -20,4 +20,7 @@ if [ -n "$TORCH_PACKAGES" ]; then
   "$VENV/bin/python" -m pip install -q $TORCH_PACKAGES
 fi
 "$VENV/bin/python" -m pip install -q -e ".[test${SGM_EXTRAS:+,$SGM_EXTRAS}]"
+# The optional DWT-DCT watermark (--watermark): invisible-watermark pins opencv-python, which would
+# shadow opencv-python-headless, so it goes in without its declared dependencies (PyWavelets is in [test]).
+"$VENV/bin/python" -m pip install -q --no-deps "invisible-watermark>=0.2"
 "$VENV/bin/python" -c "import torch, torchvision, open_clip, sgm; print('environment ready: torch', torch.__version__)"
