@@ -1,0 +1,208 @@
+"""VideoPipeline: one image in, one video out, with the original SVD sampling procedure."""
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Union
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from .. import __version__
+from ..models.loading import build_model, load_config
+from ..modules.autoencoding.temporal_ae import VideoDecoder
+from ..modules.diffusionmodules.guiders import LinearPredictionGuider, VanillaCFG
+from .checkpoints import resolve_checkpoint, version_config
+from .conditioning import video_batch, video_conditioning
+from .decoding import decode_chunked, effective_overlap
+from .errors import InferenceError, OutOfMemoryError
+from .images import ImageLike, cover_and_crop, load_image, warn_if_off_trained_size
+from .memory import release_unused_weights, set_ff_chunk_size
+from .offload import Offloader
+from .options import SamplingOptions, defaults_from_config
+from .result import VideoResult
+from .samplers import build_sampler, sampler_name
+from .seeds import derive_seed, image_fingerprint, make_generator
+
+logger = logging.getLogger(__name__)
+
+Progress = Optional[Callable[[int, int, str], None]]
+DTYPES = {"fp16": torch.float16, "float16": torch.float16, "half": torch.float16, "bf16": torch.bfloat16,
+          "bfloat16": torch.bfloat16, "fp32": torch.float32, "float32": torch.float32, "float": torch.float32}
+
+
+def parse_dtype(dtype: Union[None, str, torch.dtype], device: torch.device) -> torch.dtype:
+    """torch dtype from 'fp16'/'bf16'/'fp32' (default: fp16 on CUDA, fp32 elsewhere)."""
+    if dtype is None:
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; use fp16, bf16 or fp32")
+    return DTYPES[dtype]
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class VideoPipeline:
+    """Image-to-video sampling with a DiffusionEngine (SVD family).
+
+    model: the DiffusionEngine, in eval mode, with the weights in place. config: its full config
+    (`model:` and optionally `sampling:` defaults). device: where it computes. offload: the model
+    lives in CPU memory and each part moves to `device` only while it runs. info: what to record
+    about the model in every video's settings (version, config, ckpt, dtype). Use `load` to build one.
+    """
+
+    def __init__(self, model: torch.nn.Module, config: DictConfig, device: Union[str, torch.device] = "cpu",
+                 offload: bool = False, info: Optional[Dict[str, Any]] = None):
+        self.model = model
+        self.config = config
+        self.device = torch.device(device)
+        self.offloader = Offloader(self.device, offload)
+        self.info = dict(info or {})
+        self.defaults = defaults_from_config(config)
+        self.trained_size = (self.defaults.width, self.defaults.height)
+
+    # ------------------------------------------------------------------------------------ building
+    @classmethod
+    def load(cls, version: Optional[str] = "svd_xt", config: Union[None, str, os.PathLike, dict, DictConfig] = None,
+             ckpt: Optional[str] = None, device: Union[None, str, torch.device] = None,
+             dtype: Union[None, str, torch.dtype] = None, offload: bool = False, ff_chunk_size: Optional[int] = None,
+             release_unused: bool = True, random_weights: bool = False) -> "VideoPipeline":
+        """Build the model of `version` (one of sgm.inference.checkpoints.VERSIONS) or of `config`
+        (which wins) and load `ckpt` (default: the config's `sampling.checkpoint`).
+
+        device: default cuda when available, else cpu. dtype: "fp16", "bf16" or "fp32" (default
+        fp16 on cuda, fp32 on cpu). offload: see the class. ff_chunk_size: run the transformer MLPs
+        over at most this many tokens at a time (same output, less memory). release_unused: drop
+        weights sampling never reads (first-stage encoder, CLIP text leftovers, the conditioning
+        autoencoder's decoder). random_weights: build with random weights and look for no
+        checkpoint (tests, benchmarks, demos without weights).
+        Raises MissingCheckpointError naming the path looked for and the official file to put there.
+        """
+        if config is None:
+            if version is None:
+                raise ValueError("pass a version (e.g. 'svd_xt') or a config")
+            config = version_config(version)
+        config_name = str(config) if isinstance(config, (str, os.PathLike)) else "<in-memory config>"
+        cfg = load_config(config)
+        if "model" not in cfg:
+            raise ValueError(f"{config_name} has no `model:` section")
+        device = torch.device(device) if device is not None else default_device()
+        torch_dtype = parse_dtype(dtype, device)
+        ckpt_path = None
+        if not random_weights:
+            default_ckpt = (cfg.get("sampling") or {}).get("checkpoint") or cfg.model.get("params", {}).get("ckpt_path")
+            ckpt_path = resolve_checkpoint(ckpt, default_ckpt, version if config_name.endswith(f"{version}.yaml") else None)
+        storage = torch.device("cpu") if offload else device
+        t0 = time.perf_counter()
+        model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
+        model_cfg.get("params", {}).pop("ckpt_path", None)
+        model = build_model(model_cfg, ckpt_path=ckpt_path, device=storage, dtype=torch_dtype)
+        if random_weights:
+            model = model.to(torch_dtype)
+        logger.info("built %s from %s in %.1fs", type(model).__name__, ckpt_path or "random weights", time.perf_counter() - t0)
+        if release_unused:
+            release_unused_weights(model)
+        if ff_chunk_size is not None:
+            set_ff_chunk_size(model, ff_chunk_size)
+        info = {"version": version if config_name.endswith(f"{version}.yaml") else None, "config": config_name,
+                "ckpt": ckpt_path, "dtype": str(torch_dtype).replace("torch.", ""), "offload": bool(offload),
+                "ff_chunk_size": ff_chunk_size}
+        return cls(model, cfg, device=device, offload=offload, info=info)
+
+    # -------------------------------------------------------------------------------------- inputs
+    def prepare_image(self, image: ImageLike, opts: Optional[SamplingOptions] = None) -> Image.Image:
+        """The RGB (width x height) crop of `image` that conditions the video. InferenceError if unreadable."""
+        opts = (opts or SamplingOptions()).filled(self.defaults)
+        return cover_and_crop(load_image(image), opts.width, opts.height, opts.crop_offset)
+
+    def _sampler(self, opts: SamplingOptions):
+        sampler_cfg = self.config.model.params.get("sampler_config")
+        if sampler_cfg is None:
+            raise ValueError("the model config has no sampler_config")
+        sampler = build_sampler(sampler_cfg, opts.sampler)
+        guider = sampler.guider
+        if isinstance(guider, LinearPredictionGuider):
+            guider.num_frames, guider.min_scale, guider.max_scale = opts.num_frames, opts.min_cfg, opts.max_cfg
+        elif isinstance(guider, VanillaCFG):
+            guider.scale = opts.max_cfg
+        return sampler
+
+    # ---------------------------------------------------------------------------------- generation
+    def generate(self, image: ImageLike, opts: Optional[SamplingOptions] = None, progress: Progress = None,
+                 video_index: int = 0) -> VideoResult:
+        """One video from `image` (a path or a PIL image).
+
+        opts: sampling options (None fields take `self.defaults`). progress(step, total, stage)
+        with stage "sampling" or "decoding". video_index: which of several videos from the same
+        image this is; it enters the derived seed.
+        """
+        opts = (opts or SamplingOptions()).filled(self.defaults)
+        source = load_image(image)
+        fingerprint = image_fingerprint(source)
+        seed = derive_seed(opts.seed, fingerprint, video_index)
+        frame = cover_and_crop(source, opts.width, opts.height, opts.crop_offset)
+        warn_if_off_trained_size(opts.width, opts.height, self.trained_size)
+        stage = "conditioning"
+        t0 = time.perf_counter()
+        try:
+            with torch.no_grad():
+                z, stage = self._sample_latents(frame, opts, seed, progress), "decoding"
+                frames = self._decode(z, opts, progress)
+        except torch.cuda.OutOfMemoryError as e:
+            raise OutOfMemoryError(stage, str(e).splitlines()[0]) from e
+        settings = opts.to_dict()
+        settings.update(seed=seed, base_seed=opts.seed, video_index=video_index, image_sha256=fingerprint,
+                        decoding_overlap=self._overlap(opts), fps=opts.fps_id + 1, device=str(self.device),
+                        sgm_version=__version__, seconds=round(time.perf_counter() - t0, 3), **self.info)
+        if isinstance(image, (str, os.PathLike)):
+            settings["input_path"] = str(image)
+        return VideoResult(frames=frames, fps=opts.fps_id + 1, settings=settings, input_image=frame)
+
+    def _sample_latents(self, frame: Image.Image, opts: SamplingOptions, seed: int, progress: Progress) -> torch.Tensor:
+        model, T = self.model, opts.num_frames
+        generator = make_generator(seed)
+        image = torch.from_numpy(np.array(frame)).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, H, W)
+        cond_noise = torch.randn(image.shape, generator=generator)
+        f = 2 ** (model.first_stage_model.decoder.num_resolutions - 1)
+        channels = model.model.diffusion_model.out_channels
+        noise = torch.randn((T, channels, opts.height // f, opts.width // f), generator=generator)  # (T, C, h, w)
+        batch = video_batch(image.to(self.device), cond_noise.to(self.device), T, opts.fps_id, opts.motion_bucket_id,
+                            opts.cond_aug)
+        with self.offloader.on_device(model.conditioner, "conditioner"):
+            c, uc = video_conditioning(model.conditioner, batch, T)
+        sampler = self._sampler(opts)
+
+        def denoiser(x, sigma, cond):
+            indicator = torch.zeros(x.shape[0] // T, T, device=x.device)  # (B, T): no frame is a still image
+            return model.denoiser(model.model, x, sigma, cond, num_video_frames=T, image_only_indicator=indicator)
+
+        def callback(info):
+            if progress is not None:
+                progress(info["i"] + 1, info["num_steps"], "sampling")
+
+        with self.offloader.on_device(model.model, "network"):
+            return sampler(denoiser, noise.to(self.device), c, uc=uc, num_steps=opts.num_steps, callback=callback,
+                           generator=generator)
+
+    def _overlap(self, opts: SamplingOptions) -> int:
+        if not isinstance(getattr(self.model.first_stage_model, "decoder", None), VideoDecoder):
+            return 0  # a per-frame decoder has no seams
+        return effective_overlap(opts.num_frames, opts.decoding_t, opts.decoding_overlap)
+
+    def _decode(self, z: torch.Tensor, opts: SamplingOptions, progress: Progress) -> np.ndarray:
+        model = self.model
+        model.en_and_decode_n_samples_a_time = None  # each window is one clip for the decoder
+
+        def to_uint8(x: torch.Tensor) -> torch.Tensor:  # (t, 3, H, W) in [-1, 1] -> (t, H, W, 3) uint8 on the CPU
+            x = ((x.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+            return (x * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu()
+
+        with self.offloader.on_device(model.first_stage_model, "first_stage"):
+            frames = decode_chunked(model.decode_first_stage, z, opts.decoding_t, self._overlap(opts), progress, to_uint8)
+        return frames.numpy()
