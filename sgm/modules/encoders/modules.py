@@ -4,10 +4,12 @@ from .conditioner import GeneralConditioner
 from .frame_encoder import VideoPredictionEmbedderWithEncoder
 from .image_embedders import FrozenOpenCLIPImageEmbedder, FrozenOpenCLIPImagePredictionEmbedder
 from .scalar_embedders import ConcatTimestepEmbedderND
+from .text_embedders import FrozenOpenCLIPEmbedder
 
 __all__ = [
     "AbstractEmbModel",
     "ConcatTimestepEmbedderND",
+    "FrozenOpenCLIPEmbedder",
     "FrozenOpenCLIPImageEmbedder",
     "FrozenOpenCLIPImagePredictionEmbedder",
     "GeneralConditioner",

@@ -1,0 +1,107 @@
+"""Curriculum weight surgery: an inflated video UNet starts as the image UNet per frame; the stage-3
+image-to-video UNet starts as the stage-2 text-to-video UNet."""
+import pytest
+import torch
+
+from sgm.models.inflation import (adapt_t2v_to_i2v, convert_ldm_keys, inflate_image_unet, init_temporal_as_identity_,
+                                  is_temporal_key)
+from sgm.modules.diffusionmodules.openaimodel import UNetModel
+from sgm.modules.diffusionmodules.video_model import VideoUNet
+
+from helpers import fill_deterministic_
+
+# SD 2.1's layout in miniature: linear transformer projections, head width, 3 attention levels.
+SPATIAL = dict(out_channels=4, model_channels=32, attention_resolutions=[2, 1], num_res_blocks=1,
+               channel_mult=[1, 2], num_head_channels=16, use_linear_in_transformer=True, transformer_depth=1,
+               context_dim=24)
+VIDEO = dict(extra_ff_mix_layer=True, use_spatial_context=True, video_kernel_size=[3, 1, 1])
+T = 3
+
+
+def image_unet():
+    torch.manual_seed(0)
+    unet = UNetModel(in_channels=4, **SPATIAL).eval()
+    fill_deterministic_(unet, seed=1)
+    return unet
+
+
+def video_unet(**kw):
+    torch.manual_seed(1)
+    params = dict(in_channels=4, **SPATIAL, **VIDEO)
+    params.update(kw)
+    unet = VideoUNet(**params).eval()
+    fill_deterministic_(unet, seed=2)  # non-zero temporal layers: inflation must neutralise them
+    return unet
+
+
+def inputs(batch=2, channels=4, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch * T, channels, 16, 16, generator=g)
+    t = torch.rand(batch * T, generator=g) * 2
+    ctx = torch.randn(batch, 1, SPATIAL["context_dim"], generator=g).repeat_interleave(T, 0)
+    return x, t, ctx
+
+
+@pytest.mark.parametrize("strategy,factor", [("learned_with_images", 0.0), ("learned", -2.0), ("fixed", 0.5)])
+@torch.no_grad()
+def test_inflated_video_unet_equals_image_unet_per_frame(strategy, factor):
+    image = image_unet()
+    video = inflate_image_unet(image.state_dict(), video_unet(merge_strategy=strategy, merge_factor=factor))
+    x, t, ctx = inputs()
+    expected = image(x, t, context=ctx)
+    got = video(x, t, context=ctx, num_video_frames=T)
+    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+    # The spatial branch alone is not enough: the temporal branch is live (non-zero gradients reach it).
+    assert any(is_temporal_key(k) and v.abs().sum() > 0 for k, v in video.state_dict().items())
+
+
+def test_uninflated_temporal_layers_change_the_output():
+    """Guard for the test above: with random temporal output layers the outputs differ."""
+    image = image_unet()
+    video = video_unet()
+    video.load_state_dict({k: v for k, v in image.state_dict().items()}, strict=False)
+    x, t, ctx = inputs()
+    with torch.no_grad():
+        assert (video(x, t, context=ctx, num_video_frames=T) - image(x, t, context=ctx)).abs().max() > 1e-3
+
+
+def test_inflated_temporal_layers_get_gradients_and_mixing_moves_output():
+    video = inflate_image_unet(image_unet().state_dict(), video_unet())
+    x, t, ctx = inputs(batch=1)
+    video(x, t, context=ctx, num_video_frames=T).square().mean().backward()
+    grads = {n: p.grad for n, p in video.named_parameters() if is_temporal_key(n)}
+    assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if "time_stack" in n)
+
+
+def test_inflation_rejects_mismatched_unets():
+    with pytest.raises(ValueError, match="spatial layers"):
+        inflate_image_unet(image_unet().state_dict(), video_unet(channel_mult=[1, 2, 2]))
+    with pytest.raises(ValueError, match="no temporal layers"):
+        init_temporal_as_identity_(image_unet())
+
+
+@torch.no_grad()
+def test_stage3_adapted_unet_equals_stage2_at_init():
+    stage2 = video_unet()
+    i2v = video_unet(in_channels=8, num_classes="sequential", adm_in_channels=12)
+    adapt_t2v_to_i2v(stage2.state_dict(), i2v)
+    x, t, ctx = inputs()
+    g = torch.Generator().manual_seed(9)
+    cond_latent = torch.randn(x.shape, generator=g)
+    y = torch.randn(x.shape[0], 12, generator=g)
+    expected = stage2(x, t, context=ctx, num_video_frames=T)
+    got = i2v(torch.cat([x, cond_latent], 1), t, context=ctx, y=y, num_video_frames=T)
+    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+    # the new parts are trainable from there: the first layer of the vector embedding is random
+    assert i2v.label_emb[0][0].weight.abs().sum() > 0
+
+
+def test_stage3_adaptation_rejects_other_architectures():
+    with pytest.raises(ValueError, match="stage-2 weight"):
+        adapt_t2v_to_i2v(video_unet().state_dict(), video_unet(in_channels=8, model_channels=64))
+
+
+def test_convert_ldm_keys_renames_the_text_encoder():
+    out = convert_ldm_keys({"cond_stage_model.model.ln_final.weight": torch.ones(1),
+                            "model.diffusion_model.out.2.bias": torch.zeros(1)})
+    assert set(out) == {"conditioner.embedders.0.model.ln_final.weight", "model.diffusion_model.out.2.bias"}
