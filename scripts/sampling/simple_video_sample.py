@@ -1,0 +1,148 @@
+#!/usr/bin/env python
+"""Turn photos into videos with an SVD model.
+
+    python scripts/sampling/simple_video_sample.py --input_path photo.jpg --version svd_xt
+    python scripts/sampling/simple_video_sample.py --input_path 'photos/*.png' --format mp4,gif --num_videos 2
+
+The original script's flags keep working. --input_path takes a file, a folder or a glob. Every video
+gets <name>.<format> files, a settings sidecar <name>.json and the input frame <name>_input.png.
+Exit status: 0 when every video was written, 1 when some input failed, 2 for usage/config errors.
+See docs/sampling.md.
+"""
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+logger = logging.getLogger("simple_video_sample")
+
+
+def parse_crop_offset(text: str):
+    parts = [p for p in text.replace(",", " ").split() if p]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or not all(0.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"crop offset must be 'x,y' (or one number for both) in [0, 1], got {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sgm.inference.checkpoints import VERSIONS
+    from sgm.inference.samplers import SAMPLER_NAMES
+    from sgm.inference.writers import FORMATS
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("input and output")
+    g.add_argument("--input_path", default="assets/test_image.png", help="an image file, a folder of images or a glob")
+    g.add_argument("--output_folder", default=None, help="default: outputs/simple_video_sample/<version or config name>")
+    g.add_argument("--format", action="append", default=None,
+                   help=f"output format(s): {', '.join(FORMATS)}; repeat or comma-separate (default mp4)")
+    g.add_argument("--watermark", action="store_true", help="embed the original's invisible DWT-DCT watermark")
+    g = p.add_argument_group("model")
+    g.add_argument("--version", default="svd", choices=sorted(VERSIONS), help="official model version (default svd)")
+    g.add_argument("--config", default=None, help="any model config (wins over --version); its sampling: section sets defaults")
+    g.add_argument("--ckpt", default=None, help="checkpoint path (default: the config's sampling.checkpoint)")
+    g.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default cuda when available)")
+    g.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"], help="weights dtype (default fp16 on cuda, fp32 on cpu)")
+    g.add_argument("--offload", action="store_true", help="keep the model in CPU memory; each part visits the GPU only while it runs")
+    g.add_argument("--ff_chunk", type=int, default=None, help="run transformer MLPs over this many tokens at a time (less memory, same output)")
+    g.add_argument("--random_weights", action="store_true", help="no checkpoint: random weights (for tests and timing only)")
+    g = p.add_argument_group("sampling (default: the model config's sampling: section)")
+    g.add_argument("--num_frames", type=int, default=None)
+    g.add_argument("--num_steps", type=int, default=None)
+    g.add_argument("--fps_id", type=int, default=None, help="frame-rate conditioning; videos play at fps_id + 1")
+    g.add_argument("--motion_bucket_id", type=int, default=None, help="0..255, more motion when higher")
+    g.add_argument("--cond_aug", type=float, default=None, help="noise added to the input frame")
+    g.add_argument("--seed", type=int, default=23, help="base seed; each image and video derives its own")
+    g.add_argument("--num_videos", type=int, default=1, help="videos per input image")
+    g.add_argument("--decoding_t", type=int, default=None, help="frames decoded at once (lower: less memory)")
+    g.add_argument("--decoding_overlap", type=int, default=None, help="context frames on each side of a decoding chunk")
+    g.add_argument("--height", type=int, default=None)
+    g.add_argument("--width", type=int, default=None)
+    g.add_argument("--min_cfg", type=float, default=None, help="guidance scale on the first frame")
+    g.add_argument("--max_cfg", type=float, default=None, help="guidance scale on the last frame")
+    g.add_argument("--sampler", default=None, choices=SAMPLER_NAMES)
+    g.add_argument("--crop_offset", type=parse_crop_offset, default=(0.5, 0.5),
+                   help="'x,y' in [0, 1]: where to crop after resizing to cover (0 left/top, 0.5 centre)")
+    g = p.add_argument_group("logging")
+    g.add_argument("-v", "--verbose", action="store_true")
+    g.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+def output_stems(files: List[Path], folder: Path, num_videos: int) -> List[List[Path]]:
+    """<folder>/<stem>[-<ext>]_<k> for each file and video index; the extension joins the name only
+    when two inputs share a stem."""
+    stems = [f.stem for f in files]
+    out = []
+    for f in files:
+        name = f.stem if stems.count(f.stem) == 1 else f"{f.stem}-{f.suffix.lstrip('.').lower()}"
+        out.append([folder / (f"{name}_{k:02d}" if num_videos > 1 else name) for k in range(num_videos)])
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+
+    from sgm.inference import InferenceError, SamplingOptions, VideoPipeline, write_video
+    from sgm.inference.checkpoints import MissingCheckpointError
+    from sgm.inference.inputs import expand_inputs
+    from sgm.inference.watermark import add_watermark
+    from sgm.inference.writers import parse_formats
+
+    try:
+        formats = parse_formats(args.format or ["mp4"])
+        if args.num_videos < 1:
+            raise ValueError(f"--num_videos must be >= 1, got {args.num_videos}")
+        files = expand_inputs(args.input_path)
+        opts = SamplingOptions(num_frames=args.num_frames, num_steps=args.num_steps, fps_id=args.fps_id,
+                               motion_bucket_id=args.motion_bucket_id, cond_aug=args.cond_aug, seed=args.seed,
+                               decoding_t=args.decoding_t, decoding_overlap=args.decoding_overlap, height=args.height,
+                               width=args.width, min_cfg=args.min_cfg, max_cfg=args.max_cfg, sampler=args.sampler,
+                               crop_offset=args.crop_offset)
+        opts.validate()
+        pipe = VideoPipeline.load(version=args.version, config=args.config, ckpt=args.ckpt, device=args.device,
+                                  dtype=args.dtype, offload=args.offload, ff_chunk_size=args.ff_chunk,
+                                  random_weights=args.random_weights)
+        opts.filled(pipe.defaults)  # validate the combination before the first image
+    except (ValueError, MissingCheckpointError, FileNotFoundError, ImportError) as e:
+        logger.error("%s", e)
+        return 2
+
+    name = Path(args.config).stem if args.config else args.version
+    folder = Path(args.output_folder) if args.output_folder else Path("outputs") / "simple_video_sample" / name
+    written, failed = [], []
+    t0 = time.perf_counter()
+    for file, stems in zip(files, output_stems(files, folder, args.num_videos)):
+        for k, stem in enumerate(stems):
+            try:
+                result = pipe.generate(file, opts, video_index=k)
+                if args.watermark:
+                    result = add_watermark(result)
+                paths = write_video(result, stem, formats)
+            except (InferenceError, ValueError, OSError) as e:
+                msg = str(e)
+                logger.error("%s", msg if str(file) in msg else f"{file}: {msg}")
+                failed.append(file)
+                break  # the other videos of this input would fail the same way
+            logger.info("%s -> %s (seed %d)", file, ", ".join(str(p) for p in paths.values()), result.settings["seed"])
+            written.append(paths)
+    elapsed = time.perf_counter() - t0
+    print(f"wrote {len(written)} video(s) to {folder} in {elapsed:.1f}s")
+    if failed:
+        print(f"failed: {len(failed)} input(s): {', '.join(str(f) for f in failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
