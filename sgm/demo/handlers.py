@@ -1,0 +1,134 @@
+"""What the page's events do, without Gradio: each handler takes plain values and returns plain
+values plus a Markdown message, so it can be tested directly and never lets an error escape."""
+import logging
+import threading
+from collections import OrderedDict
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from PIL import Image
+
+from .form import FormValues
+from .messages import error_message
+from .models import ModelChoice, ModelSlot
+from .outputs import downloads, write_outputs
+from .preview import draw_crop_preview
+from .uploads import read_upload
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+
+
+class _ImageCache:
+    """The last few decoded uploads by path, so moving a crop slider does not decode the file again."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self._items: "OrderedDict[str, Image.Image]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> Image.Image:
+        with self._lock:
+            if path in self._items:
+                self._items.move_to_end(path)
+                return self._items[path]
+        image = read_upload(path)
+        with self._lock:
+            self._items[path] = image
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return image
+
+
+class DemoHandlers:
+    """The demo's behaviour behind the page.
+
+    slot: the ModelSlot holding the loaded pipeline. choices: the model menu (the first is the
+    model the app started with). output_folder: where each generation's files are written.
+    concurrency: generations (and model loads) allowed to run at once.
+    """
+
+    def __init__(self, slot: ModelSlot, choices: Sequence[ModelChoice], output_folder: str, concurrency: int = 1):
+        self.slot = slot
+        self.concurrency = concurrency
+        self.choices = list(choices)
+        self.output_folder = output_folder
+        self._images = _ImageCache()
+
+    # -- model menu ---------------------------------------------------------------------------
+    def menu(self) -> List[Tuple[str, str]]:
+        """(label, key) pairs for the model dropdown; the key is the index in `choices`."""
+        return [(c.label, str(i)) for i, c in enumerate(self.choices)]
+
+    def selected_key(self) -> str:
+        """The menu key of the model in the slot (the launch model if none was loaded yet)."""
+        return str(self.choices.index(self.slot.choice)) if self.slot.choice in self.choices else "0"
+
+    def defaults(self, choice: Optional[ModelChoice] = None):
+        """SamplingOptions defaults of `choice` (default: the slot's): the loaded pipeline's, or read
+        from the config when the model is not loaded."""
+        choice = choice or self.slot.choice or self.choices[0]
+        if self.slot.pipe is not None and self.slot.choice == choice:
+            return self.slot.pipe.defaults
+        from ..inference.options import defaults_from_config
+        from ..models.loading import load_config
+
+        return defaults_from_config(load_config(choice.config_path))
+
+    def load_model(self, key: str) -> Tuple[str, object]:
+        """Load the menu entry `key`; returns (status Markdown, its default SamplingOptions)."""
+        try:
+            choice = self.choices[int(key)]
+        except (TypeError, ValueError, IndexError):
+            return f"**Unknown model choice** {key!r}; pick one from the menu.", self.defaults()
+        try:
+            self.slot.load(choice)
+        except Exception as e:  # noqa: BLE001 - shown in the page; the app keeps serving
+            return error_message(e), self.defaults(choice)
+        return self.slot.status(), self.defaults(choice)
+
+    # -- crop preview -------------------------------------------------------------------------
+    def preview(self, path: Optional[str], width: float, height: float, crop_x: float, crop_y: float):
+        """(crop preview, exact model input, message) for the upload at `path`; (None, None, "") without one."""
+        if not path:
+            return None, None, ""
+        try:
+            image = self._images.get(path)
+            width, height, offset = int(width), int(height), (float(crop_x), float(crop_y))
+            if width % 64 or height % 64 or width < 64 or height < 64:
+                raise ValueError(f"width and height must be multiples of 64, got {width}x{height}")
+            framed = draw_crop_preview(image, width, height, offset)
+            return framed, self._model_input(image, width, height, offset), ""
+        except Exception as e:  # noqa: BLE001 - shown in the page
+            return None, None, error_message(e)
+
+    def _model_input(self, image: Image.Image, width: int, height: int, offset) -> Image.Image:
+        from ..inference import SamplingOptions
+
+        opts = SamplingOptions(width=width, height=height, crop_offset=offset)
+        if self.slot.pipe is not None:
+            return self.slot.pipe.prepare_image(image, opts)
+        from ..inference.images import cover_and_crop
+
+        return cover_and_crop(image, width, height, offset)
+
+    # -- generation ---------------------------------------------------------------------------
+    def generate(self, path: Optional[str], values: FormValues, formats: Sequence[str] = (),
+                 progress: Optional[Progress] = None) -> Tuple[Optional[str], Optional[List[str]], str]:
+        """(mp4 path, download paths, message) for one video; (None, None, error message) on failure."""
+        try:
+            image = read_upload(path)
+            opts = values.to_options()
+            pipe = self.slot.pipe
+            if pipe is None:
+                pipe = self.slot.load(self.slot.choice or self.choices[0])
+            result = pipe.generate(image, opts, progress=progress)
+            paths = write_outputs(result, self.output_folder, opts.seed, formats)
+        except Exception as e:  # noqa: BLE001 - shown in the page; the app keeps serving
+            return None, None, error_message(e)
+        files = downloads(paths)
+        frames = len(result.frames)
+        message = (f"**Done:** {frames} frames at {result.fps} fps, seed {opts.seed}. "
+                   f"Saved with its settings as `{paths['mp4'].with_suffix('')}.*`")
+        logger.info("wrote %s", ", ".join(files))
+        return str(paths["mp4"]), files, message

@@ -1,0 +1,117 @@
+"""The models offered in the page, and the slot that holds the one loaded pipeline."""
+import gc
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_VERSION = "svd_xt"
+
+
+def available_versions() -> List[str]:
+    """Names of the official models (`sgm.inference.checkpoints.VERSIONS`), e.g. svd, svd_xt."""
+    from ..inference.checkpoints import VERSIONS
+
+    return list(VERSIONS)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the page's model menu.
+
+    version: a configs/inference name, or None for a custom config. config: the custom config path
+    (None for a version). ckpt: weights path (None: the config's `sampling.checkpoint`).
+    """
+
+    version: Optional[str] = None
+    config: Optional[str] = None
+    ckpt: Optional[str] = None
+
+    @property
+    def config_path(self) -> str:
+        from ..inference.checkpoints import version_config
+
+        return self.config if self.config is not None else str(version_config(self.version))
+
+    def checkpoint_path(self) -> Tuple[Optional[str], bool]:
+        """(where the weights are looked for, whether the file is there), found the way
+        `VideoPipeline.load` finds it: `ckpt`, else the config's `sampling.checkpoint`."""
+        from ..inference import MissingCheckpointError
+        from ..inference.checkpoints import resolve_checkpoint
+        from ..models.loading import load_config
+
+        default = (load_config(self.config_path).get("sampling") or {}).get("checkpoint")
+        try:
+            return resolve_checkpoint(self.ckpt, default, self.version), True
+        except MissingCheckpointError:
+            return (self.ckpt or default), False
+
+    @property
+    def label(self) -> str:
+        """What the menu shows, e.g. `svd_xt: checkpoints/svd_xt.safetensors (missing)`."""
+        name = self.version if self.version is not None else f"custom config {self.config}"
+        ckpt, found = self.checkpoint_path()
+        if ckpt is None:
+            return f"{name}: no checkpoint configured"
+        return f"{name}: {ckpt}" + ("" if found else " (missing)")
+
+
+def model_choices(launch: ModelChoice) -> List[ModelChoice]:
+    """The model the app was started with, then every other official version."""
+    others = [ModelChoice(version=v) for v in available_versions() if launch != ModelChoice(version=v)]
+    return [launch] + others
+
+
+class ModelSlot:
+    """Holds at most one loaded `VideoPipeline` (a second model would need a second model's memory).
+
+    loader: `VideoPipeline.load`-like callable taking version/config/ckpt keywords. load_kwargs:
+    extra keywords for it (device, dtype, offload). Loading is serialised by a lock; the previous
+    pipeline is released before the next one is built.
+    """
+
+    def __init__(self, loader: Callable, **load_kwargs):
+        self.loader = loader
+        self.load_kwargs = load_kwargs
+        self.choice: Optional[ModelChoice] = None
+        self.pipe = None
+        self.error: Optional[str] = None
+        self._lock = threading.Lock()
+
+    def load(self, choice: ModelChoice):
+        """Load `choice` (kept if already loaded); returns the pipeline. On failure the slot is empty,
+        `error` holds the message and the exception is re-raised."""
+        with self._lock:
+            if self.pipe is not None and self.choice == choice:
+                return self.pipe
+            self._release()
+            self.choice = choice
+            try:
+                self.pipe = self.loader(version=choice.version, config=choice.config, ckpt=choice.ckpt, **self.load_kwargs)
+            except Exception as e:
+                self.error = str(e)
+                logger.warning("could not load %s: %s", choice.label, e)
+                raise
+            self.error = None
+            logger.info("loaded %s", choice.label)
+            return self.pipe
+
+    def _release(self) -> None:
+        if self.pipe is None:
+            return
+        self.pipe = None
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def status(self) -> str:
+        """One Markdown line saying which model is loaded, or why none is."""
+        if self.pipe is not None:
+            return f"**Loaded model:** {self.choice.label}"
+        if self.choice is not None and self.error:
+            return f"**No model loaded.** {self.error}"
+        return "**No model loaded.**"

@@ -1,0 +1,110 @@
+"""The Gradio page: controls on the left, video and downloads on the right. Behaviour lives in
+`DemoHandlers`; this module only lays out components and wires their events."""
+from .form import EXTRA_FORMATS, FormValues, random_seed
+from .handlers import DemoHandlers
+
+# The sampling controls, in FormValues' order: (name, label, minimum, maximum, step, info).
+SLIDERS = (
+    ("num_frames", "Frames", 1, 64, 1, "video length T"),
+    ("num_steps", "Steps", 1, 100, 1, "sampler steps (more: slower, finer)"),
+    ("fps_id", "fps_id", 0, 29, 1, "frame-rate conditioning; the video plays at fps_id + 1 fps"),
+    ("motion_bucket_id", "Motion bucket", 0, 255, 1, "more motion when higher"),
+    ("cond_aug", "cond_aug", 0.0, 1.0, 0.01, "noise on the input frame (more freedom from it when higher)"),
+    ("min_cfg", "Min CFG", 0.0, 10.0, 0.1, "guidance scale on the first frame"),
+    ("max_cfg", "Max CFG", 0.0, 10.0, 0.1, "guidance scale on the last frame"),
+    ("decoding_t", "decoding_t", 1, 64, 1, "frames decoded at once (lower: less memory)"),
+)
+SIZE_SLIDERS = (("width", "Width", 64, 2048, 64), ("height", "Height", 64, 2048, 64))
+CSS = "#message p { margin: 0.2em 0; } #model-status p { margin: 0.2em 0; }"
+
+
+def _defaults_values(opts) -> list:
+    """Slider values for SamplingOptions `opts`, in SLIDERS + SIZE_SLIDERS order."""
+    return [getattr(opts, name) for name, *_ in SLIDERS] + [getattr(opts, name) for name, *_ in SIZE_SLIDERS]
+
+
+def build_demo(handlers: DemoHandlers):
+    """The gr.Blocks page for `handlers` (not launched)."""
+    import gradio as gr
+
+    defaults = handlers.defaults()
+
+    def warn_if_error(message: str) -> None:
+        if message.startswith(("**Bad", "**Missing", "**Out of", "**Generation", "**Invalid", "**Unexpected", "**Unknown")):
+            gr.Warning(message.replace("**", ""), title="Error")
+
+    with gr.Blocks(title="Stable Video Diffusion demo", analytics_enabled=False) as demo:
+        gr.Markdown("## Stable Video Diffusion: image to video")
+        status = gr.Markdown(handlers.slot.status(), elem_id="model-status")
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.File(label="Input image (jpg, png or webp)", file_types=["image"], type="filepath",
+                                 elem_id="input-file")
+                with gr.Row():
+                    preview = gr.Image(label="Crop that will be used", interactive=False, type="pil",
+                                       elem_id="crop-preview", format="png")
+                    model_input = gr.Image(label="First frame (model input)", interactive=False, type="pil",
+                                           elem_id="model-input", format="png")
+                with gr.Row():
+                    crop_x = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Crop offset x", info="0 left, 1 right",
+                                       elem_id="crop-x")
+                    crop_y = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Crop offset y", info="0 top, 1 bottom",
+                                       elem_id="crop-y")
+                with gr.Row():
+                    size = [gr.Slider(lo, hi, value=getattr(defaults, name), step=step, label=label, elem_id=name)
+                            for name, label, lo, hi, step in SIZE_SLIDERS]
+                with gr.Accordion("Model", open=False):
+                    model_menu = gr.Dropdown(choices=handlers.menu(), value=handlers.selected_key(), label="Model",
+                                             elem_id="model-menu")
+                    load_button = gr.Button("Load model", elem_id="load-model")
+                with gr.Accordion("Sampling", open=True):
+                    sliders = [gr.Slider(lo, hi, value=getattr(defaults, name), step=step, label=label, info=info,
+                                         elem_id=name) for name, label, lo, hi, step, info in SLIDERS]
+                    with gr.Row():
+                        seed = gr.Number(value=23, precision=0, minimum=0, label="Seed", elem_id="seed", scale=3)
+                        dice = gr.Button("Random seed", elem_id="random-seed", scale=1)
+                    formats = gr.CheckboxGroup(list(EXTRA_FORMATS), value=["gif", "webp"],
+                                               label="Also write (mp4 is always written)", elem_id="formats")
+                generate = gr.Button("Generate", variant="primary", elem_id="generate")
+            with gr.Column(scale=1):
+                video = gr.Video(label="Video", interactive=False, autoplay=True, loop=True, elem_id="output-video")
+                files = gr.File(label="Downloads (video files and settings JSON)", file_count="multiple",
+                                interactive=False, elem_id="output-files")
+                message = gr.Markdown("", elem_id="message")
+
+        # -- events -----------------------------------------------------------------------------
+        def on_preview(path, width, height, cx, cy):
+            framed, first, text = handlers.preview(path, width, height, cx, cy)
+            warn_if_error(text)
+            return framed, first, text
+
+        preview_inputs = [upload, size[0], size[1], crop_x, crop_y]
+        for component in (upload, *size, crop_x, crop_y):
+            component.change(on_preview, preview_inputs, [preview, model_input, message], trigger_mode="always_last",
+                             concurrency_limit=4, concurrency_id="preview", show_progress="hidden")
+
+        def on_generate(path, extra, x, y, width, height, *values, progress=gr.Progress()):
+            *sampling, seed_value = values
+            named = dict(zip((name for name, *_ in SLIDERS), sampling))
+            form = FormValues(**named, seed=seed_value, width=width, height=height, crop_x=x, crop_y=y)
+
+            def report(step: int, total: int, stage: str) -> None:
+                progress((step, total), desc=stage.capitalize(), unit="steps" if stage == "sampling" else "frames")
+
+            mp4, downloads, text = handlers.generate(path, form, extra, progress=report)
+            warn_if_error(text)
+            return mp4, downloads, text
+
+        generate.click(on_generate, [upload, formats, crop_x, crop_y, *size, *sliders, seed], [video, files, message],
+                       concurrency_id="model", concurrency_limit=handlers.concurrency)
+
+        def on_load(key):
+            text, opts = handlers.load_model(key)
+            warn_if_error(text)
+            return [text, gr.update(choices=handlers.menu(), value=key)] + _defaults_values(opts)
+
+        load_button.click(on_load, [model_menu], [status, model_menu, *sliders, *size],
+                          concurrency_id="model", concurrency_limit=handlers.concurrency)
+        dice.click(random_seed, None, seed, queue=False)
+        demo.load(lambda: handlers.slot.status(), None, status, queue=False)
+    return demo
