@@ -143,26 +143,44 @@ class VideoPipeline:
         image this is; it enters the derived seed.
         """
         opts = (opts or SamplingOptions()).filled(self.defaults)
+        t0 = time.perf_counter()
+        z, frame, seed_info = self._latents(image, opts, progress, video_index)
+        frames = self.decode_latents(z, opts, progress)
+        settings = opts.to_dict()
+        settings.update(seed_info, decoding_overlap=self._overlap(opts), fps=opts.fps_id + 1, device=str(self.device),
+                        sgm_version=__version__, seconds=round(time.perf_counter() - t0, 3), **self.info)
+        if isinstance(image, (str, os.PathLike)):
+            settings["input_path"] = str(image)
+        return VideoResult(frames=frames, fps=opts.fps_id + 1, settings=settings, input_image=frame)
+
+    def sample_latents(self, image: ImageLike, opts: Optional[SamplingOptions] = None, progress: Progress = None,
+                       video_index: int = 0) -> torch.Tensor:
+        """The sampled latents (T, C, h, w) of `generate`, before decoding (float32, on the device)."""
+        opts = (opts or SamplingOptions()).filled(self.defaults)
+        return self._latents(image, opts, progress, video_index)[0]
+
+    def decode_latents(self, z: torch.Tensor, opts: Optional[SamplingOptions] = None, progress: Progress = None) -> np.ndarray:
+        """Frames (T, H, W, 3) uint8 from latents (T, C, h, w), decoded in overlapping chunks."""
+        opts = (opts or SamplingOptions()).filled(self.defaults)
+        try:
+            with torch.no_grad():
+                return self._decode(z, opts, progress)
+        except torch.cuda.OutOfMemoryError as e:
+            raise OutOfMemoryError("decoding", str(e).splitlines()[0]) from e
+
+    def _latents(self, image: ImageLike, opts: SamplingOptions, progress: Progress, video_index: int):
         source = load_image(image)
         fingerprint = image_fingerprint(source)
         seed = derive_seed(opts.seed, fingerprint, video_index)
         frame = cover_and_crop(source, opts.width, opts.height, opts.crop_offset)
         warn_if_off_trained_size(opts.width, opts.height, self.trained_size)
-        stage = "conditioning"
-        t0 = time.perf_counter()
         try:
             with torch.no_grad():
-                z, stage = self._sample_latents(frame, opts, seed, progress), "decoding"
-                frames = self._decode(z, opts, progress)
+                z = self._sample_latents(frame, opts, seed, progress)
         except torch.cuda.OutOfMemoryError as e:
-            raise OutOfMemoryError(stage, str(e).splitlines()[0]) from e
-        settings = opts.to_dict()
-        settings.update(seed=seed, base_seed=opts.seed, video_index=video_index, image_sha256=fingerprint,
-                        decoding_overlap=self._overlap(opts), fps=opts.fps_id + 1, device=str(self.device),
-                        sgm_version=__version__, seconds=round(time.perf_counter() - t0, 3), **self.info)
-        if isinstance(image, (str, os.PathLike)):
-            settings["input_path"] = str(image)
-        return VideoResult(frames=frames, fps=opts.fps_id + 1, settings=settings, input_image=frame)
+            raise OutOfMemoryError("sampling", str(e).splitlines()[0]) from e
+        seed_info = {"seed": seed, "base_seed": opts.seed, "video_index": video_index, "image_sha256": fingerprint}
+        return z, frame, seed_info
 
     def _sample_latents(self, frame: Image.Image, opts: SamplingOptions, seed: int, progress: Progress) -> torch.Tensor:
         model, T = self.model, opts.num_frames
