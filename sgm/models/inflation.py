@@ -165,6 +165,19 @@ def adapt_t2v_to_i2v(t2v_state: StateDict, i2v_unet: nn.Module) -> nn.Module:
     return i2v_unet
 
 
+def copy_network(state: StateDict, unet: nn.Module) -> nn.Module:
+    """Same architecture: load `state` into `unet` as is (e.g. SD 2.1 -> stage 1). Every key must match."""
+    result = unet.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(f"the network weights do not match the config: {len(result.missing_keys)} missing "
+                         f"(e.g. {result.missing_keys[:3]}), {len(result.unexpected_keys)} unexpected "
+                         f"(e.g. {result.unexpected_keys[:3]})")
+    return unet
+
+
+ADAPTERS = {"copy": copy_network, "inflate": inflate_image_unet, "i2v": adapt_t2v_to_i2v}
+
+
 def convert_ldm_keys(state: StateDict) -> StateDict:
     """Rename an original Stable Diffusion 2.x checkpoint's keys to sgm's (`cond_stage_model.` ->
     `conditioner.embedders.0.`); `model.diffusion_model.*` and `first_stage_model.*` already match."""
@@ -191,13 +204,16 @@ def _strip_ckpt_path(config):
 def convert_state(src_state: StateDict, dst_engine: nn.Module, adapter: Union[str, Adapter]) -> StateDict:
     """A full state dict for `dst_engine` (a DiffusionEngine) made from a previous stage's `src_state`.
 
-    The network (`model.diffusion_model.*`) goes through `adapter` (a function or its dotted name,
-    e.g. "sgm.models.inflation.inflate_image_unet"). Every other tensor (autoencoder, conditioner) is
+    The network (`model.diffusion_model.*`) goes through `adapter`: a function, its dotted name, or
+    one of the names in `ADAPTERS` ("copy", "inflate", "i2v"). Every other tensor (autoencoder, conditioner) is
     copied where the key and shape match and otherwise keeps `dst_engine`'s own initialisation (e.g. a
     new CLIP image embedder, the temporal layers of a video decoder). The EMA copy, if the engine
     keeps one, is reset to the converted network. `dst_engine` is changed in place.
     """
-    fn = get_obj_from_str(adapter) if isinstance(adapter, str) else adapter
+    if isinstance(adapter, str):
+        fn = ADAPTERS[adapter] if adapter in ADAPTERS else get_obj_from_str(adapter)
+    else:
+        fn = adapter
     src_state = convert_ldm_keys(src_state)
     network = {k[len(NETWORK_PREFIX):]: v for k, v in src_state.items() if k.startswith(NETWORK_PREFIX)}
     if not network:
@@ -233,8 +249,8 @@ def convert_checkpoint(src_ckpt: str, dst_config, out_path: str, adapter: Union[
     src_ckpt: the previous stage's checkpoint (.ckpt from main.py, or .safetensors; an original SD 2.x
     file is renamed with `convert_ldm_keys`). dst_config: the next stage's config (path, dict or
     DictConfig; its `ckpt_path` is ignored while building). out_path: where to write (.safetensors).
-    adapter: `inflate_image_unet` (stage 1 -> 2) or `adapt_t2v_to_i2v` (stage 2 -> 3), or its dotted
-    name. seed: seeds the new layers' random initialisation. Returns `out_path`.
+    adapter: "copy" (same network, e.g. SD 2.1 -> stage 1), "inflate" (`inflate_image_unet`, stage
+    1 -> 2), "i2v" (`adapt_t2v_to_i2v`, stage 2 -> 3), or a function or its dotted name. seed: seeds the new layers' random initialisation. Returns `out_path`.
     """
     from safetensors.torch import save_file
 
