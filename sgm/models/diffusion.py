@@ -221,8 +221,9 @@ class DiffusionEngine(pl.LightningModule):
     # ---------------------------------------------------------------------------------- sampling
     @torch.no_grad()
     def sample(self, cond: Dict, uc: Optional[Dict] = None, batch_size: int = 16, shape: Optional[Sequence[int]] = None,
-               generator: Optional[torch.Generator] = None, **kwargs) -> torch.Tensor:
-        """Latent samples (batch_size, *shape) from the configured sampler; kwargs go to the network."""
+               generator: Optional[torch.Generator] = None, num_steps: Optional[int] = None, **kwargs) -> torch.Tensor:
+        """Latent samples (batch_size, *shape) from the configured sampler (num_steps: its step count,
+        default the sampler's own); kwargs go to the network."""
         if self.sampler is None:
             raise ValueError("this model has no sampler_config")
         randn = torch.randn(batch_size, *shape, generator=generator,
@@ -231,4 +232,4 @@ class DiffusionEngine(pl.LightningModule):
         def denoiser(x, sigma, c):
             return self.denoiser(self.model, x, sigma, c, **kwargs)
 
-        return self.sampler(denoiser, randn, cond, uc=uc)
+        return self.sampler(denoiser, randn, cond, uc=uc, num_steps=num_steps)

@@ -1,0 +1,95 @@
+"""What main.py does: merge configs, make the run directory, build model, data and trainer, train."""
+import logging
+import os
+import sys
+from typing import Optional, Sequence
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
+
+from ..util import instantiate_from_config
+from .cli import parse_args
+from .config import check_config, merge_configs, to_yaml
+from .resumable import ResumableLoader
+from .rundir import CONFIG_NAME, LAST_CKPT, RUN_DIR_ENV, RunDir, find_resume, new_run_dir
+from .trainer import build_trainer, learning_rate
+
+logger = logging.getLogger(__name__)
+
+
+def setup_logging() -> None:
+    """INFO on rank zero, warnings only on the other ranks."""
+    level = logging.INFO if rank_zero_only.rank == 0 else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+
+
+def make_resumable(datamodule: pl.LightningDataModule) -> None:
+    """Wrap the datamodule's training loader in a ResumableLoader (see there). A map-style DataLoader in
+    a distributed run is left alone so that Lightning can give it a DistributedSampler."""
+    original = datamodule.train_dataloader
+
+    def train_dataloader():
+        loader = original()
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+        if distributed and isinstance(loader, torch.utils.data.DataLoader) and not isinstance(loader.dataset, torch.utils.data.IterableDataset):
+            return loader
+        return ResumableLoader(loader)
+
+    datamodule.train_dataloader = train_dataloader
+
+
+def resolve_run(args) -> tuple:
+    """(config, run dir, checkpoint to resume or None)."""
+    if args.resume:
+        target = find_resume(args.resume)
+        bases = list(args.base) if args.base else ([str(target.config)] if target.config else [])
+        if not bases:
+            raise ValueError(f"{target.run_dir.root} has no configs/{CONFIG_NAME}; pass the run's configs with --base")
+        cfg = merge_configs(bases, args.overrides)
+        if cfg.get("model", {}).get("params", {}).get("ckpt_path"):
+            logger.info("resuming: not loading model.params.ckpt_path, the checkpoint has the weights")
+            cfg.model.params.ckpt_path = None
+        return cfg, target.run_dir, str(target.ckpt)
+    return merge_configs(args.base, args.overrides), new_run_dir(args.logdir, args.name, args.base), None
+
+
+def save_config(cfg: DictConfig, run_dir: RunDir, resumed: bool) -> None:
+    if rank_zero_only.rank != 0:
+        return
+    name = CONFIG_NAME if not (run_dir.configs / CONFIG_NAME).exists() else f"config_resumed_{os.getpid()}.yaml"
+    OmegaConf.save(cfg, run_dir.configs / name, resolve=True)
+    logger.info("config saved to %s", run_dir.configs / name)
+
+
+def run(argv: Optional[Sequence[str]] = None) -> int:
+    """Train as main.py does; returns the process exit code."""
+    setup_logging()
+    args = parse_args(argv)
+    cfg, run_dir, resume_ckpt = resolve_run(args)
+    check_config(cfg)
+    pl.seed_everything(args.seed, workers=True)
+
+    model = instantiate_from_config(cfg.model)
+    datamodule = instantiate_from_config(cfg.data)
+    make_resumable(datamodule)
+    if args.dry_run:
+        trainer = build_trainer(cfg, run_dir, args.seed)
+        model.learning_rate = learning_rate(cfg, trainer)
+        sys.stdout.write(to_yaml(cfg))
+        logger.info("dry run: model, data and trainer built; run directory would be %s", run_dir.root)
+        return 0
+
+    run_dir.make()
+    os.environ[RUN_DIR_ENV] = str(run_dir.root)  # DDP worker processes re-run main.py and must reuse it
+    save_config(cfg, run_dir, resume_ckpt is not None)
+    trainer = build_trainer(cfg, run_dir, args.seed)
+    model.learning_rate = learning_rate(cfg, trainer)
+    logger.info("run directory %s%s", run_dir.root, f", resuming {resume_ckpt}" if resume_ckpt else "")
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_ckpt)
+    if trainer.interrupted:
+        return 130
+    trainer.save_checkpoint(str(run_dir.checkpoints / LAST_CKPT))
+    logger.info("done at step %d; checkpoints in %s", trainer.global_step, run_dir.checkpoints)
+    return 0
