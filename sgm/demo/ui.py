@@ -58,8 +58,12 @@ def build_demo(handlers: DemoHandlers):
                                              elem_id="model-menu")
                     load_button = gr.Button("Load model", elem_id="load-model")
                 with gr.Accordion("Sampling", open=True):
-                    sliders = [gr.Slider(lo, hi, value=getattr(defaults, name), step=step, label=label, info=info,
-                                         elem_id=name) for name, label, lo, hi, step, info in SLIDERS]
+                    sliders = []
+                    for pair in range(0, len(SLIDERS), 2):  # two controls a row
+                        with gr.Row():
+                            sliders += [gr.Slider(lo, hi, value=getattr(defaults, name), step=step, label=label,
+                                                  info=info, elem_id=name)
+                                        for name, label, lo, hi, step, info in SLIDERS[pair:pair + 2]]
                     with gr.Row():
                         seed = gr.Number(value=23, precision=0, minimum=0, label="Seed", elem_id="seed", scale=3)
                         dice = gr.Button("Random seed", elem_id="random-seed", scale=1)

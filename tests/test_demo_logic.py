@@ -1,0 +1,297 @@
+"""Fast tests of the web demo's logic without a browser: arguments, crop geometry, uploads, form
+values, outputs, error messages, the model slot and the handlers on the tiny model."""
+import json
+import random
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sgm.demo.cli import DemoSettings, parse_args, validate
+from sgm.demo.form import MAX_SEED, FormValues, random_seed
+from sgm.demo.handlers import DemoHandlers
+from sgm.demo.messages import error_message
+from sgm.demo.models import ModelChoice, ModelSlot, available_versions, model_choices
+from sgm.demo.outputs import downloads, output_stem
+from sgm.demo.preview import crop_box, draw_crop_preview
+from sgm.demo.uploads import UploadError, read_upload
+from sgm.inference import MissingCheckpointError, OutOfMemoryError, VideoPipeline
+from sgm.inference.images import cover_and_crop
+
+from tests.helpers import TINY_CONFIG, build_tiny_model, tiny_config
+
+
+def form(**overrides) -> FormValues:
+    values = dict(num_frames=4, num_steps=2, fps_id=6, motion_bucket_id=127, cond_aug=0.02, min_cfg=1.0,
+                  max_cfg=2.5, seed=7, decoding_t=4, width=128, height=64, crop_x=0.5, crop_y=0.5)
+    values.update(overrides)
+    return FormValues(**values)
+
+
+def gradient(w: int, h: int) -> Image.Image:
+    x = np.linspace(0, 255, w)[None, :].repeat(h, 0)
+    y = np.linspace(0, 255, h)[:, None].repeat(w, 1)
+    return Image.fromarray(np.stack([x, y, 255 - x], -1).astype(np.uint8))
+
+
+# -- command line ---------------------------------------------------------------------------------
+def test_defaults_are_local_and_private():
+    s = parse_args([])
+    assert (s.version, s.host, s.port, s.share, s.concurrency) == ("svd_xt", "127.0.0.1", 7860, False, 1)
+    assert s.is_local_only
+
+
+def test_config_and_ckpt_replace_version(tmp_path):
+    ckpt = tmp_path / "w.safetensors"
+    ckpt.write_bytes(b"x")
+    s = parse_args(["--config", str(TINY_CONFIG), "--ckpt", str(ckpt), "--port", "7999", "--max-upload-mb", "5"])
+    assert (s.version, s.config, s.ckpt, s.port, s.max_upload_mb) == (None, str(TINY_CONFIG), str(ckpt), 7999, 5.0)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--version", "svd", "--config", "x.yaml"], "not allowed with"),
+    (["--version", "nope"], "invalid choice"),
+    (["--config", "missing.yaml"], "--config missing.yaml: no such file"),
+    (["--ckpt", "missing.safetensors"], "--ckpt missing.safetensors: no such file"),
+    (["--port", "0"], "--port must be in 1..65535"),
+    (["--max-upload-mb", "0"], "--max-upload-mb must be > 0"),
+    (["--concurrency", "0"], "--concurrency must be >= 1"),
+    (["--device", "gpu7"], "is not a torch device"),
+])
+def test_bad_arguments_exit_with_the_reason(argv, fragment, capsys):
+    with pytest.raises(SystemExit) as e:
+        parse_args(argv)
+    assert e.value.code == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_validate_flags_network_exposure_only_via_is_local_only():
+    assert validate(DemoSettings()) == []
+    assert not DemoSettings(host="0.0.0.0").is_local_only
+    assert not DemoSettings(share=True).is_local_only
+
+
+# -- crop geometry --------------------------------------------------------------------------------
+@pytest.mark.parametrize("size", [(400, 300), (300, 400), (1000, 200), (128, 64), (50, 40)])
+@pytest.mark.parametrize("offset", [(0.0, 0.0), (0.5, 0.5), (1.0, 0.3)])
+def test_crop_box_is_the_region_cover_and_crop_keeps(size, offset):
+    image = gradient(*size)
+    left, top, right, bottom = crop_box(image.size, 128, 64, offset)
+    assert 0 <= left < right <= size[0] + 1e-6 and 0 <= top < bottom <= size[1] + 1e-6
+    assert (right - left) / (bottom - top) == pytest.approx(2.0, rel=0.05)
+    # The box cut from the original and resized matches the pipeline's crop (a smooth gradient
+    # differs only by resampling).
+    ours = np.asarray(image.resize((128, 64), Image.Resampling.LANCZOS, box=(left, top, right, bottom)), dtype=float)
+    theirs = np.asarray(cover_and_crop(image, 128, 64, offset), dtype=float)
+    assert np.abs(ours - theirs).mean() < 3.0
+
+
+def test_crop_box_moves_with_the_offset():
+    boxes = [crop_box((400, 400), 128, 64, (0.5, y)) for y in (0.0, 0.5, 1.0)]
+    assert boxes[0][1] == 0 and boxes[2][3] == pytest.approx(400)
+    assert boxes[0][1] < boxes[1][1] < boxes[2][1]
+
+
+def test_preview_darkens_outside_the_crop():
+    image = Image.new("RGB", (400, 400), (200, 200, 200))
+    out = draw_crop_preview(image, 128, 64, (0.5, 0.0), max_side=200)
+    assert out.size == (200, 200)
+    px = np.asarray(out)
+    assert px[70, 100].tolist() == [200, 200, 200]  # inside the top band (rows 0..100)
+    assert px[150, 100].max() < 100  # outside, darkened
+
+
+# -- uploads --------------------------------------------------------------------------------------
+def test_upload_of_text_renamed_png_is_refused(tmp_path):
+    fake = tmp_path / "photo.png"
+    fake.write_text("this is not an image")
+    with pytest.raises(UploadError, match="photo.png is not an image"):
+        read_upload(str(fake))
+    with pytest.raises(UploadError, match="no image uploaded"):
+        read_upload(None)
+
+
+def test_upload_over_the_pixel_limit_is_refused(tmp_path):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (300, 300)).save(path)
+    with pytest.raises(UploadError, match="300x300 pixels"):
+        read_upload(str(path), max_pixels=50_000)
+
+
+def test_upload_rgba_becomes_rgb(tmp_path):
+    path = tmp_path / "a.png"
+    Image.new("RGBA", (40, 30), (10, 20, 30, 0)).save(path)
+    image = read_upload(str(path))
+    assert image.mode == "RGB" and image.size == (40, 30)
+
+
+# -- form -----------------------------------------------------------------------------------------
+def test_form_values_become_options():
+    opts = form(num_frames=4.0, crop_x=0.25).to_options()
+    assert (opts.num_frames, opts.seed, opts.width, opts.crop_offset) == (4, 7, 128, (0.25, 0.5))
+    assert isinstance(opts.num_frames, int)
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (dict(seed=None), "seed must be a whole number"),
+    (dict(seed=1.5), "seed must be a whole number"),
+    (dict(seed=-1), "seed must be in"),
+    (dict(width=100), "width must be a positive multiple of 64"),
+    (dict(motion_bucket_id=300), "motion_bucket_id must be in 0..255"),
+])
+def test_bad_form_values_name_the_control(overrides, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        form(**overrides).to_options()
+
+
+def test_random_seed_in_range():
+    rng = random.Random(0)
+    seeds = {random_seed(rng) for _ in range(20)}
+    assert len(seeds) > 1 and all(0 <= s <= MAX_SEED for s in seeds)
+
+
+# -- outputs and messages -------------------------------------------------------------------------
+def test_output_stems_do_not_collide(tmp_path):
+    first = output_stem(str(tmp_path), 5)
+    first.with_suffix(".mp4").write_bytes(b"")
+    second = output_stem(str(tmp_path), 5)
+    assert second != first and second.name.startswith(first.name)
+
+
+def test_downloads_order_and_skip_missing(tmp_path):
+    paths = {k: tmp_path / f"v.{k}" for k in ("json", "webp", "mp4", "gif")}
+    for p in list(paths.values())[:-1]:
+        p.write_bytes(b"")
+    paths["input"] = tmp_path / "v_input.png"
+    assert [p.rsplit(".", 1)[1] for p in downloads(paths)] == ["mp4", "webp", "json"]
+
+
+def test_error_messages_say_what_to_do():
+    assert "put the official file svd_xt.safetensors" in error_message(
+        MissingCheckpointError("checkpoints/svd_xt.safetensors", "svd_xt.safetensors"))
+    oom = error_message(OutOfMemoryError("sampling"))
+    assert oom.startswith("**Out of memory:**") and "offload" in oom and "decoding_t" in oom
+    assert error_message(UploadError("x")).startswith("**Bad upload:**")
+    assert error_message(ValueError("seed must be")).startswith("**Invalid setting:**")
+    assert error_message(KeyError("boom")).startswith("**Unexpected error** (KeyError")
+
+
+# -- models ---------------------------------------------------------------------------------------
+def test_model_menu_lists_launch_model_first_and_every_version(tmp_path):
+    launch = ModelChoice(config=str(TINY_CONFIG), ckpt=str(tmp_path / "none.safetensors"))
+    choices = model_choices(launch)
+    assert choices[0] == launch and [c.version for c in choices[1:]] == available_versions()
+    assert launch.label.endswith("none.safetensors (missing)")
+    assert model_choices(ModelChoice(version="svd"))[0].version == "svd"
+    assert len(model_choices(ModelChoice(version="svd"))) == len(available_versions())
+
+
+def missing_checkpoint_config(tmp_path):
+    cfg = tiny_config(**{"sampling.checkpoint": str(tmp_path / "absent.safetensors")})
+    path = tmp_path / "tiny_missing.yaml"
+    from omegaconf import OmegaConf
+
+    OmegaConf.save(cfg, path)
+    return path
+
+
+def test_missing_checkpoint_starts_the_app_and_says_which_file(tmp_path):
+    from sgm.demo.launch import prepare
+
+    settings = DemoSettings(version=None, config=str(missing_checkpoint_config(tmp_path)),
+                            output_folder=str(tmp_path / "out"), device="cpu")
+    handlers = prepare(settings)
+    assert handlers.slot.pipe is None
+    status = handlers.slot.status()
+    assert status.startswith("**No model loaded.**") and "absent.safetensors" in status
+    # Defaults come from the config, so the page can be filled without the model.
+    assert (handlers.defaults().width, handlers.defaults().num_frames) == (128, 4)
+    image = tmp_path / "in.png"
+    gradient(200, 100).save(image)
+    mp4, files, message = handlers.generate(str(image), form())
+    assert (mp4, files) == (None, None)
+    assert message.startswith("**Missing checkpoint:**") and "absent.safetensors" in message
+    preview, first, text = handlers.preview(str(image), 128, 64, 0.5, 0.5)
+    assert text == "" and first.size == (128, 64)
+
+
+def test_slot_keeps_one_model_and_reports_failures():
+    loaded = []
+
+    def loader(version, config, ckpt, **kwargs):
+        if ckpt == "missing":
+            raise MissingCheckpointError("missing", "svd.safetensors")
+        loaded.append((version, kwargs))
+        return object()
+
+    slot = ModelSlot(loader, device="cpu")
+    a, b = ModelChoice(version="svd"), ModelChoice(version="svd", ckpt="missing")
+    first = slot.load(a)
+    assert slot.load(a) is first and len(loaded) == 1  # already loaded: kept
+    assert slot.status().startswith("**Loaded model:** svd")
+    with pytest.raises(MissingCheckpointError):
+        slot.load(b)
+    assert slot.pipe is None and "svd.safetensors" in slot.status()
+    assert loaded == [("svd", {"device": "cpu"})]
+
+
+# -- handlers on the tiny model -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_handlers(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo_out")
+    pipe = VideoPipeline(build_tiny_model(0), tiny_config())
+    slot = ModelSlot(lambda **kw: pipe)
+    launch = ModelChoice(config=str(TINY_CONFIG))
+    slot.load(launch)
+    return DemoHandlers(slot, model_choices(launch), str(out))
+
+
+def test_generate_writes_video_settings_and_reports_progress(tiny_handlers, tmp_path):
+    image = tmp_path / "in.png"
+    gradient(300, 200).save(image)
+    calls = []
+    mp4, files, message = tiny_handlers.generate(str(image), form(), ["gif"], progress=lambda *a: calls.append(a))
+    assert message.startswith("**Done:** 4 frames at 7 fps, seed 7"), message
+    assert [f.rsplit(".", 1)[1] for f in files] == ["mp4", "gif", "json"]
+    import av
+
+    with av.open(mp4) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        assert stream.codec_context.name == "h264"
+    assert len(frames) == 4 and (frames[0].width, frames[0].height) == (128, 64)
+    settings = json.loads(open(files[-1]).read())
+    assert (settings["base_seed"], settings["num_frames"], settings["crop_offset"]) == (7, 4, [0.5, 0.5])
+    sampling = [c[:2] for c in calls if c[2] == "sampling"]
+    assert sampling[-1] == (2, 2) and any(c[2] == "decoding" for c in calls)
+
+
+def test_generate_errors_become_messages(tiny_handlers, tmp_path):
+    fake = tmp_path / "fake.png"
+    fake.write_text("not an image")
+    assert tiny_handlers.generate(str(fake), form())[2].startswith("**Bad upload:**")
+    good = tmp_path / "in.png"
+    gradient(64, 64).save(good)
+    assert tiny_handlers.generate(str(good), form(seed=-3))[2].startswith("**Invalid setting:** seed")
+
+
+def test_out_of_memory_is_reported_with_advice(tiny_handlers, tmp_path, monkeypatch):
+    def oom(*args, **kwargs):
+        raise OutOfMemoryError("sampling", "CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(tiny_handlers.slot.pipe, "generate", oom)
+    image = tmp_path / "in.png"
+    gradient(64, 64).save(image)
+    mp4, files, message = tiny_handlers.generate(str(image), form())
+    assert mp4 is None and message.startswith("**Out of memory:**") and "offload" in message
+
+
+def test_preview_uses_the_pipeline_crop(tiny_handlers, tmp_path):
+    image = tmp_path / "in.png"
+    gradient(300, 300).save(image)
+    framed, first, text = tiny_handlers.preview(str(image), 128, 64, 0.5, 1.0)
+    assert text == "" and first.size == (128, 64)
+    expected = tiny_handlers.slot.pipe.prepare_image(str(image), form(crop_y=1.0).to_options())
+    assert np.array_equal(np.asarray(first), np.asarray(expected))
+    assert tiny_handlers.preview(str(image), 100, 64, 0.5, 0.5)[2].startswith("**Invalid setting:**")
+    assert tiny_handlers.preview(None, 128, 64, 0.5, 0.5) == (None, None, "")
