@@ -1,0 +1,79 @@
+#!/usr/bin/env python
+"""Curate raw videos into filtered, annotated webdataset shards (issue #5; see docs/curation.md).
+
+  curate.py run     VIDEOS... --out OUT    analyse every video, then filter, encode and write shards
+  curate.py analyze VIDEOS... --out OUT    only the per-video analysis records (one Slurm array task:
+                                           add --shard-index $SLURM_ARRAY_TASK_ID --num-shards N)
+  curate.py shard   --out OUT              filter the stored scores (thresholds may have changed), encode,
+                                           write shards, motion_buckets.json, summary and plots
+
+VIDEOS are folders (searched recursively), video files or .txt lists of paths. Settings come from
+--config (default configs/curation/default.yaml) and --set key.sub=value overrides.
+Everything resumes: rerun the same command after an interruption.
+"""
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = REPO / "configs" / "curation" / "default.yaml"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "analyze", "shard"):
+        p = sub.add_parser(name)
+        if name != "shard":
+            p.add_argument("inputs", nargs="+", help="folders, video files or .txt lists of video paths")
+            p.add_argument("--shard-index", type=int, default=0, help="this task's share of the sorted input list")
+            p.add_argument("--num-shards", type=int, default=1, help="number of tasks the input list is split over")
+        if name != "analyze":
+            p.add_argument("--motion-mapping", default=None, help="reuse this motion_buckets.json instead of fitting one")
+        p.add_argument("--out", required=True, help="output folder (shards/, summary, plots, motion_buckets.json)")
+        p.add_argument("--work", default=None, help="records and clip cache (default OUT/work; shared by array tasks)")
+        p.add_argument("--config", default=str(DEFAULT_CONFIG), help="curation YAML config")
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set filters.min_motion=0.01 (repeatable)")
+        p.add_argument("--workers", type=int, default=None, help="processes (0 = this process); default from config")
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from sgm.data.curation.config import load_config
+    from sgm.data.curation.inputs import list_inputs, select_shard
+    from sgm.data.curation.pipeline import analyze_all, build_shards
+
+    try:
+        overrides = list(args.overrides) + ([f"workers={args.workers}"] if args.workers is not None else [])
+        cfg = load_config(args.config, overrides)
+        out = Path(args.out)
+        work = Path(args.work) if args.work else out / "work"
+        if args.command in ("run", "analyze"):
+            paths = select_shard(list_inputs(args.inputs), args.shard_index, args.num_shards)
+            start = time.perf_counter()
+            counts = analyze_all(paths, work, cfg, progress=not args.no_progress)
+            elapsed = time.perf_counter() - start
+            print(f"analysis: {len(paths)} videos ({counts['analysed']} analysed now, {counts['skipped_done']} "
+                  f"already done, {counts['unreadable']} unreadable), {counts['clips']} clips in {elapsed:.1f}s")
+        if args.command in ("run", "shard"):
+            summary = build_shards(work, out, cfg, motion_mapping=args.motion_mapping, progress=not args.no_progress)
+            clips, videos = summary["clips"], summary["videos"]
+            print(f"shards: {summary['shards']['count']} in {out / 'shards'}; clips kept {clips['kept']} of "
+                  f"{clips['total']}; unreadable videos {videos['unreadable']}; summary {out / 'summary.md'}")
+            for error in videos["errors"]:
+                print(f"  unreadable: {error['path']}: {error['error']}")
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

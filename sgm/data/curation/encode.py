@@ -1,0 +1,84 @@
+"""Cut clips out of a source video frame-exactly and re-encode them as H.264 yuv420p mp4 with PyAV."""
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .config import OutputConfig
+
+__all__ = ["output_size", "encode_clips"]
+
+
+def output_size(width: int, height: int, max_short_side: Optional[int]) -> Tuple[int, int]:
+    """(w, h) of the encoded clip: downscaled so the short side is <= max_short_side, rounded down to even."""
+    scale = 1.0
+    if max_short_side is not None and min(width, height) > max_short_side:
+        scale = max_short_side / min(width, height)
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+class _ClipEncoder:
+    """An open mp4 being written to a temporary file; `close()` renames it into place."""
+
+    def __init__(self, path: Path, rate: Fraction, size: Tuple[int, int], cfg: OutputConfig):
+        import av
+
+        self.path, self.tmp = path, path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self.container = av.open(str(self.tmp), mode="w", format="mp4")
+        self.stream = self.container.add_stream("libx264", rate=rate)
+        self.stream.width, self.stream.height, self.stream.pix_fmt = size[0], size[1], "yuv420p"
+        # One x264 thread: the bytes then do not depend on the machine, so reruns give identical shards.
+        self.stream.options = {"crf": str(cfg.crf), "preset": cfg.preset, "threads": "1"}
+        self.size, self.count, self.frame_time_base = size, 0, Fraction(rate.denominator, rate.numerator)
+
+    def write(self, frame) -> None:
+        import av
+
+        # A fresh frame, so no source timestamp or picture type (forced keyframes) reaches the encoder.
+        planes = frame.reformat(width=self.size[0], height=self.size[1], format="yuv420p").to_ndarray()
+        out = av.VideoFrame.from_ndarray(planes, format="yuv420p")  # planes: (H * 3 / 2, W)
+        out.pts = self.count
+        out.time_base = self.frame_time_base
+        self.count += 1
+        for packet in self.stream.encode(out):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+        os.replace(self.tmp, self.path)
+
+
+def encode_clips(source: Path, clips: Sequence[dict], out_dir: Path, cfg: OutputConfig) -> Dict[str, Path]:
+    """Write each clip (`clip_id`, `start_frame`, `end_frame`) of `source` to `out_dir/<clip_id>.mp4`.
+
+    Clips whose file already exists are skipped (resume); the source is decoded once, up to the last frame
+    needed. Returns clip id -> path for all `clips`.
+    """
+    import av
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {c["clip_id"]: out_dir / f"{c['clip_id']}.mp4" for c in clips}
+    todo: List[dict] = sorted((c for c in clips if not paths[c["clip_id"]].exists()), key=lambda c: c["start_frame"])
+    if not todo:
+        return paths
+    with av.open(str(source)) as container:
+        stream = container.streams.video[0]
+        rate = Fraction(stream.average_rate or stream.guessed_rate).limit_denominator(1001)
+        size = output_size(stream.codec_context.width, stream.codec_context.height, cfg.max_short_side)
+        pending, current = list(todo), None
+        for index, frame in enumerate(container.decode(video=0)):
+            if current is None and pending and index == pending[0]["start_frame"]:
+                clip = pending.pop(0)
+                current = (clip, _ClipEncoder(paths[clip["clip_id"]], rate, size, cfg))
+            if current is not None:
+                current[1].write(frame)
+                if index + 1 == current[0]["end_frame"]:
+                    current[1].close()
+                    current = None
+                    if not pending:
+                        break
+    if current is not None or pending:
+        raise RuntimeError(f"{source} ended before the frames analysed earlier; was the file changed since analysis?")
+    return paths

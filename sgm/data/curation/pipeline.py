@@ -1,0 +1,162 @@
+"""The two stages: `analyze` (per-video records, parallel, resumable) and `shard` (filter, encode, write).
+
+Both are safe to interrupt and rerun: analysis skips videos whose record exists with the same analysis
+fingerprint; encoding skips clips already encoded; shards are rewritten from the sorted records, so a resumed
+run ends with the same shards as an uninterrupted one.
+"""
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
+
+from .analyze import analyze_video
+from .buckets import MotionBucketMapping, fit_motion_mapping
+from .config import CurationConfig
+from .encode import encode_clips, output_size
+from .filters import failed_filters
+from .records import atomic_write_bytes, iter_records, read_record, video_id, write_record
+from .shards import sample_json, write_shards
+from .summary import build_summary, plot_histograms, write_summary
+
+__all__ = ["analyze_all", "build_shards", "analyze_and_record"]
+
+logger = logging.getLogger(__name__)
+
+
+def _init_worker() -> None:
+    """Parallelism comes from processes: one thread each for OpenCV and torch."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def analyze_and_record(path: Union[str, Path], cfg: CurationConfig, work_dir: Union[str, Path]) -> dict:
+    """Analyse one video and write its record atomically; returns a short status (for progress and Ray)."""
+    record = analyze_video(path, cfg)
+    write_record(work_dir, record)
+    return {"video_id": record["video_id"], "status": record["status"], "clips": len(record["clips"]),
+            "error": record.get("error")}
+
+
+def _run_tasks(fn: Callable, tasks: Sequence[tuple], workers: int, desc: str, progress: bool) -> Iterable:
+    """Yield `fn(*task)` results as they finish, in `workers` processes (0: in this process)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(tasks), desc=desc, unit="video", disable=not progress)
+    try:
+        if workers == 0 or len(tasks) <= 1:
+            for task in tasks:
+                yield fn(*task)
+                bar.update()
+            return
+        import multiprocessing
+
+        # spawn: forked children can deadlock in OpenCV/torch thread pools started by the parent.
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+            futures = [pool.submit(fn, *task) for task in tasks]
+            try:
+                for future in as_completed(futures):
+                    yield future.result()
+                    bar.update()
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    finally:
+        bar.close()
+
+
+def analyze_all(paths: Sequence[Path], work_dir: Union[str, Path], cfg: CurationConfig, progress: bool = True) -> dict:
+    """Analyse every video without a current record; returns counts (analysed, skipped, unreadable)."""
+    fingerprint = cfg.analysis_fingerprint()
+    todo = []
+    for path in paths:
+        record = read_record(work_dir, video_id(path))
+        if record is None or record.get("fingerprint") != fingerprint:
+            todo.append((path, cfg, work_dir))
+    logger.info("analysis: %d videos to do, %d already done", len(todo), len(paths) - len(todo))
+    counts = {"analysed": 0, "skipped_done": len(paths) - len(todo), "unreadable": 0, "clips": 0}
+    for result in _run_tasks(analyze_and_record, todo, cfg.workers, "analyse", progress):
+        counts["analysed"] += 1
+        counts["clips"] += result["clips"]
+        counts["unreadable"] += result["status"] != "ok"
+    return counts
+
+
+def _clip_cache(work_dir: Path, cfg: CurationConfig) -> Path:
+    out = cfg.output
+    key = hashlib.sha1(json.dumps([out.max_short_side, out.crf, out.preset]).encode()).hexdigest()[:10]
+    return Path(work_dir) / "clips" / key
+
+
+def _encode_task(source: str, clips: List[dict], out_dir: Path, cfg: CurationConfig) -> Dict[str, str]:
+    return {k: str(v) for k, v in encode_clips(Path(source), clips, out_dir, cfg.output).items()}
+
+
+def build_shards(work_dir: Union[str, Path], out_dir: Union[str, Path], cfg: CurationConfig,
+                 motion_mapping: Optional[Union[str, Path]] = None, progress: bool = True) -> dict:
+    """Filter the stored clips with `cfg.filters`, encode the kept ones, write shards, mapping and summary.
+
+    `motion_mapping`: an existing mapping JSON to reuse instead of fitting one (`cfg.buckets`).
+    Returns the summary dict (also written to `out_dir/summary.json` and `summary.md`).
+    """
+    work_dir, out_dir = Path(work_dir), Path(out_dir)
+    records = list(iter_records(work_dir))
+    if not records:
+        raise ValueError(f"no analysis records in {work_dir / 'records'}; run `curate.py analyze` first")
+    fingerprint = cfg.analysis_fingerprint()
+    stale = sum(r.get("fingerprint") != fingerprint for r in records)
+    if stale:
+        logger.warning("%d records were analysed with other analysis settings; using their stored scores", stale)
+    decisions, kept = {}, []
+    for record in records:
+        for clip in record["clips"]:
+            failed, missing = failed_filters(clip, cfg.filters)
+            decisions[clip["clip_id"]] = {"failed": failed, "missing": missing}
+            if not failed:
+                kept.append((record, clip))
+    # 1. the motion mapping: reused, or fitted on the kept clips
+    if motion_mapping is not None:
+        mapping = MotionBucketMapping.load(motion_mapping)
+    else:
+        mapping = fit_motion_mapping([c["scores"].get("motion_score") for _, c in kept], cfg.buckets)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mapping.save(out_dir / "motion_buckets.json")
+    # 2. encode the kept clips (cached per clip and encoding settings, so reruns skip them)
+    cache = _clip_cache(work_dir, cfg)
+    by_video = defaultdict(list)
+    for record, clip in kept:
+        by_video[record["path"]].append(clip)
+    tasks = [(src, clips, cache, cfg) for src, clips in sorted(by_video.items())
+             if not all((cache / f"{c['clip_id']}.mp4").exists() for c in clips)]
+    for _ in _run_tasks(_encode_task, tasks, cfg.workers, "encode", progress):
+        pass
+    # 3. shards from the sorted kept clips
+    samples = []
+    for record, clip in kept:
+        info = record["info"]
+        width, height = output_size(info["width"], info["height"], cfg.output.max_short_side)
+        bucket = mapping.bucket(clip["scores"].get("motion_score") or 0.0)
+        samples.append({"key": clip["clip_id"], "mp4_path": cache / f"{clip['clip_id']}.mp4",
+                        "json": sample_json(clip, record, width, height, bucket)})
+    shards = write_shards(samples, out_dir / "shards", cfg.output.shard_size, cfg.output.shard_max_bytes)
+    # 4. an index of every clip with its decision, the summary and the plots
+    lines = [json.dumps({"clip_id": c["clip_id"], "video": r["path"], "kept": not decisions[c["clip_id"]]["failed"],
+                         "failed": decisions[c["clip_id"]]["failed"], "duration": c["duration"], **c["scores"]},
+                        sort_keys=True) for r in records for c in r["clips"]]
+    atomic_write_bytes(out_dir / "clips.jsonl", ("\n".join(lines) + "\n").encode())
+    summary = build_summary(records, decisions, cfg.filters, shards, json.loads((out_dir / "motion_buckets.json").read_text()))
+    write_summary(summary, out_dir)
+    clips = [c for r in records for c in r["clips"]]
+    plot_histograms(clips, cfg.filters, [s["json"]["motion_bucket_id"] for s in samples], out_dir / "plots")
+    return summary

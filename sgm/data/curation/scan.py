@@ -1,0 +1,83 @@
+"""One decoding pass over a video: cut detection on every frame, and frames sampled at about 2 fps."""
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Union
+
+import numpy as np
+
+from .config import CutConfig, DecodeConfig, MotionConfig
+from .cuts import CutDetector
+from .probe import VideoInfo, VideoReadError, probe_video
+
+__all__ = ["Sample", "ScanResult", "scan_video", "scaled_size", "decode_jpeg_rgb"]
+
+
+@dataclass
+class Sample:
+    """A sampled frame: its index, a small grey copy for optical flow and a JPEG of a colour copy."""
+
+    index: int
+    grey: np.ndarray  # (h, w) uint8 at motion.flow_width
+    jpeg: bytes  # RGB frame at decode.analysis_width
+
+
+@dataclass
+class ScanResult:
+    info: VideoInfo  # num_frames = frames actually decoded
+    cuts: List[int]
+    samples: List[Sample] = field(default_factory=list)
+
+
+def scaled_size(width: int, height: int, target_width: int) -> tuple:
+    """(w, h) with w <= target_width, aspect kept, both even and at least 2."""
+    scale = min(1.0, target_width / width)
+    w = max(2, int(round(width * scale)) // 2 * 2)
+    h = max(2, int(round(height * scale)) // 2 * 2)
+    return w, h
+
+
+def _sample_indices_due(index: int, fps: float, sample_fps: float) -> bool:
+    """True for the first frame of each 1/sample_fps period (frame times t = index / fps)."""
+    period = fps / sample_fps
+    return index == 0 or int(index // period) != int((index - 1) // period)
+
+
+def scan_video(path: Union[str, Path], decode: DecodeConfig, cuts: CutConfig, motion: MotionConfig) -> ScanResult:
+    """Decode `path` once; raises VideoReadError when it cannot be opened or decoded."""
+    import av
+    import cv2
+
+    info = probe_video(path)
+    detect_w, detect_h = scaled_size(info.width, info.height, decode.detect_width)
+    flow_w, flow_h = scaled_size(info.width, info.height, motion.flow_width)
+    ana_w, ana_h = scaled_size(info.width, info.height, decode.analysis_width)
+    detector = CutDetector(cuts, info.fps)
+    samples: List[Sample] = []
+    count = 0
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                small = frame.reformat(width=detect_w, height=detect_h, format="bgr24").to_ndarray()
+                detector.process(count, small)  # (h, w, 3) BGR
+                if _sample_indices_due(count, info.fps, decode.sample_fps):
+                    grey = cv2.cvtColor(cv2.resize(small, (flow_w, flow_h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+                    colour = frame.reformat(width=ana_w, height=ana_h, format="bgr24").to_ndarray()
+                    ok, jpeg = cv2.imencode(".jpg", colour, [cv2.IMWRITE_JPEG_QUALITY, decode.jpeg_quality])
+                    assert ok, "OpenCV failed to JPEG-encode a frame"
+                    samples.append(Sample(count, grey, jpeg.tobytes()))
+                count += 1
+    except (av.error.FFmpegError, OSError) as e:
+        raise VideoReadError(f"decoding failed after {count} frames: {type(e).__name__}: {e}") from None
+    if count == 0:
+        raise VideoReadError("no decodable frames")
+    info.num_frames = count
+    info.duration = count / info.fps
+    return ScanResult(info=info, cuts=detector.finish(), samples=samples)
+
+
+def decode_jpeg_rgb(jpeg: bytes) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from a sample's JPEG bytes."""
+    import cv2
+
+    bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

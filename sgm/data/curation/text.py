@@ -1,0 +1,38 @@
+"""Text-area estimate: the fraction of a frame covered by text-line-like boxes (OpenCV only, no OCR model).
+
+Steps (the classic morphological text-region detector):
+1. morphological gradient of the grey frame (character strokes give strong, thin gradients);
+2. threshold at the larger of Otsu's level and `min_contrast`, then a horizontal closing that merges the characters of a line into one blob;
+3. connected components; a component counts as a text line when its height is within the configured range
+   (relative to the frame height), it is wider than tall (`min_aspect`) and gradient pixels fill enough of its
+   box (`min_fill`);
+4. the score is the area of the union of those boxes over the frame area.
+"""
+import numpy as np
+
+from .config import TextConfig
+
+__all__ = ["text_area_fraction"]
+
+
+def text_area_fraction(rgb: np.ndarray, cfg: TextConfig) -> float:
+    """Fraction (0-1) of the frame `rgb` (H, W, 3) uint8 covered by text-like boxes."""
+    import cv2
+
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    h, w = grey.shape
+    gradient = cv2.morphologyEx(grey, cv2.MORPH_GRADIENT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    otsu, _ = cv2.threshold(gradient, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    # Rendered text has sharp, high-contrast strokes: soft natural edges stay below `min_contrast`.
+    _, binary = cv2.threshold(gradient, max(otsu, cfg.min_contrast), 255, cv2.THRESH_BINARY)
+    close_w = max(3, int(round(h * cfg.min_char_height * 3)))
+    connected = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (close_w, 1)))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(connected, connectivity=8)
+    mask = np.zeros((h, w), np.uint8)
+    for x, y, bw, bh, _ in stats[1:]:  # row 0 is the background
+        if not cfg.min_char_height * h <= bh <= cfg.max_char_height * h or bw < cfg.min_aspect * bh:
+            continue
+        fill = np.count_nonzero(binary[y : y + bh, x : x + bw]) / float(bw * bh)
+        if fill >= cfg.min_fill:
+            mask[y : y + bh, x : x + bw] = 1
+    return float(mask.mean())
