@@ -1,0 +1,137 @@
+"""Bad data is skipped and counted, never a crash; shards split disjointly over ranks and workers."""
+import json
+import logging
+
+import pytest
+import torch
+
+from sgm.data.video import VideoDataModule, VideoDataset
+from tests.data_helpers import ramp_video, video_sample, write_shard, write_video_shards
+
+
+def _keys(dataset) -> list:
+    return [s["__key__"] for s in dataset]
+
+
+def test_corrupt_mp4_bad_json_and_short_video_are_skipped_and_counted(tmp_path, caplog):
+    good = [video_sample(f"good{i}", ramp_video(6), 12) for i in range(3)]
+    corrupt = video_sample("corrupt", ramp_video(6), 12)
+    corrupt["mp4"] = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4
+    truncated = video_sample("truncmp4", ramp_video(6), 12)
+    truncated["mp4"] = truncated["mp4"][: len(truncated["mp4"]) // 3]
+    bad_json = video_sample("badjson", ramp_video(6), 12)
+    bad_json["json"] = b"{not json"
+    bad_field = video_sample("badfield", ramp_video(6), 12, motion_bucket_id=999)
+    no_json = video_sample("nojson", ramp_video(6), 12)
+    del no_json["json"]
+    short = video_sample("short", ramp_video(2), 12)  # 2 frames; a 3-frame clip at stride 2 needs 5
+    shard = write_shard(tmp_path / "mixed.tar",
+                        [good[0], corrupt, bad_json, good[1], truncated, bad_field, no_json, short, good[2]])
+    ds = VideoDataset(str(shard), num_frames=3, fps=6, size=(16, 16), shuffle_buffer=0, keep_key=True)
+    with caplog.at_level(logging.WARNING, logger="sgm.data"):
+        assert _keys(ds) == ["good0", "good1", "good2"]
+    assert ds.skipped == {"read_error": 0, "missing_member": 1, "bad_json": 2, "corrupt_video": 2,
+                          "corrupt_image": 0, "too_short": 1}
+    logged = caplog.text
+    for key in ("corrupt", "badjson", "truncmp4", "badfield", "nojson", "short"):
+        assert key in logged
+
+
+def test_truncated_tar_does_not_stop_the_next_shard(tmp_path):
+    first = write_shard(tmp_path / "s0.tar", [video_sample(f"a{i}", ramp_video(6), 12) for i in range(3)])
+    data = first.read_bytes()
+    first.write_bytes(data[: int(len(data) * 0.6)])  # cut inside the second or third sample
+    write_shard(tmp_path / "s1.tar", [video_sample(f"b{i}", ramp_video(6), 12) for i in range(2)])
+    ds = VideoDataset(str(tmp_path), num_frames=3, fps=6, size=(16, 16), shuffle_buffer=0, keep_key=True,
+                      shard_shuffle_seed=None)
+    keys = _keys(ds)
+    assert keys[-2:] == ["b0", "b1"] and keys[0] == "a0" and len(keys) <= 4
+    assert ds.skipped["read_error"] >= 1
+
+
+def test_unreadable_shards_and_pipes_are_counted(tmp_path):
+    good = write_shard(tmp_path / "good.tar", [video_sample("g", ramp_video(6), 12)])
+    (tmp_path / "garbage.tar").write_bytes(b"this is not a tar file" * 50)
+    shards = [f"pipe:cat {good}", str(tmp_path / "garbage.tar"), f"pipe:cat {tmp_path}/does-not-exist.tar"]
+    ds = VideoDataset(shards, num_frames=3, fps=6, size=(16, 16), shuffle_buffer=0, keep_key=True,
+                      shard_shuffle_seed=None)
+    assert _keys(ds) == ["g"]
+    assert ds.skipped["read_error"] >= 2
+
+
+def test_ranks_and_workers_get_disjoint_shards_covering_everything(tmp_path, monkeypatch):
+    write_video_shards(tmp_path, num_shards=8, per_shard=2)
+    seen = {}
+    for rank in range(2):
+        for worker in range(2):
+            monkeypatch.setenv("RANK", str(rank))
+            monkeypatch.setenv("WORLD_SIZE", "2")
+            monkeypatch.setenv("WORKER", str(worker))
+            monkeypatch.setenv("NUM_WORKERS", "2")
+            ds = VideoDataset(f"{tmp_path}/shard-{{0000..0007}}.tar", num_frames=3, fps=6, size=(16, 16),
+                              keep_key=True, shuffle_buffer=10, seed=0)
+            seen[rank, worker] = set(_keys(ds))
+    everything = {f"k{s}_{i}" for s in range(8) for i in range(2)}
+    assert set().union(*seen.values()) == everything
+    assert sum(len(v) for v in seen.values()) == len(everything)  # disjoint
+    assert all(len(v) == 4 for v in seen.values())  # two whole shards each
+    for keys in seen.values():
+        assert len({k.split("_")[0] for k in keys}) == 2
+
+
+def test_epoch_length_is_exact_per_rank_and_split_over_workers(tmp_path, monkeypatch):
+    write_video_shards(tmp_path, num_shards=3, per_shard=2)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    counts = []
+    for worker in range(3):
+        monkeypatch.setenv("WORKER", str(worker))
+        monkeypatch.setenv("NUM_WORKERS", "3")
+        for resampled in (False, True):
+            ds = VideoDataset(str(tmp_path), num_frames=3, fps=6, size=(16, 16), epoch_length=11,
+                              resampled=resampled, seed=3)
+            counts.append((worker, resampled, len(list(ds))))
+    # 11 samples per epoch over 3 workers: 4 + 4 + 3; each worker's shard (2 samples) repeats.
+    assert counts == [(0, False, 4), (0, True, 4), (1, False, 4), (1, True, 4), (2, False, 3), (2, True, 3)]
+
+
+def test_skips_in_dataloader_workers_are_counted_in_the_main_process(tmp_path, caplog):
+    for s in range(2):
+        bad = video_sample(f"bad{s}", ramp_video(6), 12)
+        bad["json"] = b"[1, 2"
+        write_shard(tmp_path / f"s{s}.tar", [video_sample(f"ok{s}", ramp_video(6), 12), bad])
+    dm = VideoDataModule(train={"shards": str(tmp_path), "num_frames": 3, "fps": 6, "size": [16, 16]},
+                         batch_size=1, num_workers=2)
+    loader = dm.train_dataloader()
+    with caplog.at_level(logging.WARNING, logger="sgm.data"):
+        batches = [dm.on_before_batch_transfer(b, 0) for b in loader]
+    assert len(batches) == 2
+    assert dm.skipped["bad_json"] == 2 and sum(dm.skipped.values()) == 2
+    assert "samples skipped so far" in caplog.text
+
+
+def test_lightning_trainer_runs_on_the_datamodule_without_validation(tmp_path):
+    import pytorch_lightning as pl
+
+    write_video_shards(tmp_path, num_shards=1, per_shard=4)
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+            self.shapes = []
+
+        def training_step(self, batch, batch_idx):
+            self.shapes.append(tuple(batch["frames"].shape))
+            return (batch["frames"].mean() - self.w) ** 2
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    dm = VideoDataModule(train={"shards": str(tmp_path), "num_frames": 3, "fps": 6, "size": [16, 16],
+                                "epoch_length": 6}, batch_size=2)
+    model = Tiny()
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, datamodule=dm)
+    assert model.shapes == [(2, 3, 3, 16, 16)] * 6 and trainer.global_step == 6
