@@ -1,8 +1,6 @@
 """Bad data is skipped and counted, never a crash; shards split disjointly over ranks and workers."""
-import json
 import logging
 
-import pytest
 import torch
 
 from sgm.data.video import VideoDataModule, VideoDataset

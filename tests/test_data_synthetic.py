@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 from sgm.data.motion import motion_bucket_from_score
-from sgm.data.synthetic import SPEED_LEVELS, write_toy_image_shards, write_toy_video_shards
+from sgm.data.synthetic import (
+    SPEED_LEVELS,
+    write_toy_image_shards,
+    write_toy_video_shards,
+)
 
 
 def _members(path):

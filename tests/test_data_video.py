@@ -29,7 +29,7 @@ def test_clip_indices_policies_and_too_short():
     assert clip_frame_indices(30, 3, 5, "center") == [9, 14, 19]  # 19 spare frames, start at 9
     assert clip_frame_indices(25, 6, 5, "start") is None  # needs 26 frames
     starts = {clip_frame_indices(30, 3, 5, "random", torch.Generator().manual_seed(s))[0] for s in range(200)}
-    assert starts == set(range(0, 20))  # every valid start, no other
+    assert starts == set(range(20))  # every valid start, no other
     with pytest.raises(ValueError, match="frame start policy"):
         clip_frame_indices(30, 3, 5, "middle")
 
@@ -99,7 +99,7 @@ def test_center_and_random_crop():
         crop = resize_cover_crop(x, (16, 16), "random", torch.Generator().manual_seed(seed))
         assert crop.shape == (1, 1, 16, 16)
         lefts.add(round((crop[0, 0, 0, 0].item() + 0.25) * 2))  # resized column j holds j / 2 - 0.25
-    assert len(lefts) > 10 and lefts <= set(range(0, 49))  # 49 possible offsets into the 64 resized columns
+    assert len(lefts) > 10 and lefts <= set(range(49))  # 49 possible offsets into the 64 resized columns
     with pytest.raises(ValueError, match="crop"):
         resize_cover_crop(x, (16, 16), "left")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sgm.data.synthetic import write_toy_image_shards, write_toy_video_shards  # noqa: E402
+from sgm.data.synthetic import write_toy_image_shards, write_toy_video_shards
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -79,7 +79,7 @@ class ImageDataset(ShardDataset):
         try:
             with Image.open(io.BytesIO(sample[ext])) as image:
                 pixels = np.asarray(image.convert("RGB"))  # (h, w, 3) uint8
-        except Exception as e:  # PIL raises several error types for damaged files
+        except Exception as e:  # noqa: BLE001 (PIL raises several error types for damaged files)
             raise SampleSkipped("corrupt_image", f"{key}: the .{ext} does not decode ({type(e).__name__}: {e})") from None
         image = to_signed_unit(torch.from_numpy(pixels.copy()))[None]  # (1, 3, h, w) in [-1, 1]
         image = resize_cover_crop(image, self.size, self.crop, generator)[0].clamp(-1.0, 1.0).contiguous()

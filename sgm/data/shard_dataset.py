@@ -6,7 +6,14 @@ from typing import Dict, Optional
 import torch
 from torch.utils.data import IterableDataset
 
-from sgm.data.webdataset_utils import ShardSpec, SkipCounter, expand_shards, per_worker_share, repeat_samples, shard_pipeline
+from sgm.data.webdataset_utils import (
+    ShardSpec,
+    SkipCounter,
+    expand_shards,
+    per_worker_share,
+    repeat_samples,
+    shard_pipeline,
+)
 
 logger = logging.getLogger(__name__)
 

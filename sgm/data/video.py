@@ -22,7 +22,11 @@ import torch
 from sgm.data.clips import FRAME_START_POLICIES, clip_frame_indices, frame_stride
 from sgm.data.cond_aug import noise_cond_frame, sample_cond_aug
 from sgm.data.datamodule import ShardDataModule
-from sgm.data.motion import DEFAULT_MOTION_BUCKET_SCALE, MAX_MOTION_BUCKET_ID, motion_bucket_from_score
+from sgm.data.motion import (
+    DEFAULT_MOTION_BUCKET_SCALE,
+    MAX_MOTION_BUCKET_ID,
+    motion_bucket_from_score,
+)
 from sgm.data.shard_dataset import ShardDataset
 from sgm.data.transforms import CROP_MODES, resize_cover_crop, to_signed_unit
 from sgm.data.video_decode import decode_video_frames
@@ -142,7 +146,7 @@ class VideoDataset(ShardDataset):
         if bucket is not None:
             if isinstance(bucket, bool) or not isinstance(bucket, (int, float)) or not 0 <= bucket <= 255:
                 raise SampleSkipped("bad_json", f"{key}: motion_bucket_id must be in 0..255, got {bucket!r}")
-            return int(round(bucket))
+            return round(bucket)
         score = meta.get("motion_score")
         if score is not None:
             if isinstance(score, bool) or not isinstance(score, (int, float)) or score < 0:
@@ -182,7 +186,7 @@ class VideoDataset(ShardDataset):
             pixels, _ = decode_video_frames(sample["mp4"], choose)  # (T, h, w, 3) uint8
         except SampleSkipped:
             raise
-        except Exception as e:  # PyAV raises many error types for damaged files
+        except Exception as e:  # noqa: BLE001 (PyAV raises many error types for damaged files)
             raise SampleSkipped("corrupt_video", f"{key}: the mp4 does not decode ({type(e).__name__}: {e})") from None
 
         frames = to_signed_unit(torch.from_numpy(pixels))  # (T, 3, h, w) in [-1, 1]
