@@ -1,0 +1,90 @@
+"""Reading and fitting input images; options; seeds."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from sgm.inference import ImageReadError, SamplingOptions
+from sgm.inference.images import cover_and_crop, is_image_path, load_image, warn_if_off_trained_size
+from sgm.inference.inputs import expand_inputs
+from sgm.inference.options import defaults_from_config
+from sgm.inference.seeds import derive_seed, image_fingerprint
+from tests.helpers import tiny_config
+
+
+def test_rgba_is_composited_on_white(tmp_path):
+    rgba = np.zeros((10, 12, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[:, 6:, 3] = 255  # right half opaque red, left half transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    rgb = np.asarray(load_image(tmp_path / "a.png"))
+    assert rgb.shape == (10, 12, 3)
+    assert (rgb[:, :6] == 255).all() and (rgb[:, 6:] == [255, 0, 0]).all()
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "CMYK", "LA", "I;16"])
+def test_other_modes_become_rgb(mode):
+    image = Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).convert(mode)
+    out = load_image(image)
+    assert out.mode == "RGB" and out.size == (8, 8)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = Image.fromarray(np.zeros((10, 20, 3), np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees when displayed
+    image.save(tmp_path / "r.jpg", exif=exif.tobytes())
+    assert load_image(tmp_path / "r.jpg").size == (10, 20)
+
+
+def test_unreadable_files_raise_a_clear_error(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"garbage")
+    with pytest.raises(ImageReadError, match="bad.png: cannot be read as an image"):
+        load_image(tmp_path / "bad.png")
+    with pytest.raises(ImageReadError, match="no such file"):
+        load_image(tmp_path / "missing.jpg")
+
+
+def test_cover_and_crop_with_offset():
+    # 200x100 image, left half black, right half white, cropped to 100x100
+    arr = np.zeros((100, 200, 3), np.uint8)
+    arr[:, 100:] = 255
+    image = Image.fromarray(arr)
+    assert np.asarray(cover_and_crop(image, 100, 100, (0.0, 0.5))).mean() < 5
+    assert np.asarray(cover_and_crop(image, 100, 100, (1.0, 0.5))).mean() > 250
+    tall = cover_and_crop(Image.fromarray(np.zeros((333, 57, 3), np.uint8)), 128, 64)
+    assert tall.size == (128, 64)
+
+
+def test_off_trained_size_warning():
+    with pytest.warns(UserWarning, match="trained at 1024x576"):
+        warn_if_off_trained_size(512, 512)
+
+
+def test_suffixes_in_any_case_and_folder_expansion(tmp_path):
+    assert is_image_path("a.JPG") and is_image_path("b.WebP") and not is_image_path("c.txt")
+    for name in ("b.PNG", "a.jpeg", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in expand_inputs(str(tmp_path))] == ["a.jpeg", "b.PNG"]
+    assert [p.name for p in expand_inputs(str(tmp_path / "*.PNG"))] == ["b.PNG"]
+    with pytest.raises(ValueError, match="not a file, a folder or a glob"):
+        expand_inputs(str(tmp_path / "nothing.png"))
+
+
+def test_defaults_from_config_and_validation():
+    d = defaults_from_config(tiny_config())
+    assert (d.num_frames, d.num_steps, d.height, d.width, d.sampler) == (4, 4, 64, 128, "euler")
+    assert (d.min_cfg, d.max_cfg) == (1.0, 2.5)  # from the guider config
+    filled = SamplingOptions(num_frames=2).filled(d)
+    assert filled.num_frames == 2 and filled.num_steps == 4
+    for bad in (dict(motion_bucket_id=300), dict(height=100), dict(crop_offset=(2, 0)), dict(sampler="x"), dict(num_frames=0)):
+        with pytest.raises(ValueError):
+            SamplingOptions(**bad).filled(d)
+
+
+def test_derived_seeds_depend_on_pixels_and_index_only():
+    a = Image.fromarray(np.zeros((4, 4, 3), np.uint8))
+    b = Image.fromarray(np.ones((4, 4, 3), np.uint8))
+    fa, fb = image_fingerprint(a), image_fingerprint(b)
+    assert fa == image_fingerprint(a.copy())
+    seeds = {derive_seed(23, fa, 0), derive_seed(23, fa, 1), derive_seed(23, fb, 0), derive_seed(24, fa, 0)}
+    assert len(seeds) == 4 and all(0 <= s < 2**63 for s in seeds)
