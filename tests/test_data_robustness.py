@@ -133,3 +133,11 @@ def test_lightning_trainer_runs_on_the_datamodule_without_validation(tmp_path):
                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
     trainer.fit(model, datamodule=dm)
     assert model.shapes == [(2, 3, 3, 16, 16)] * 6 and trainer.global_step == 6
+
+
+def test_resampled_without_epoch_length_streams_endlessly(tmp_path):
+    write_video_shards(tmp_path, num_shards=1, per_shard=2)
+    ds = VideoDataset(str(tmp_path), num_frames=3, fps=6, size=(16, 16), resampled=True, keep_key=True)
+    stream = iter(ds)
+    keys = [next(stream)["__key__"] for _ in range(7)]  # more than the 2 samples stored
+    assert set(keys) <= {"k0_0", "k0_1"} and len(keys) == 7

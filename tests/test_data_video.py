@@ -152,6 +152,6 @@ def test_bad_arguments_raise_value_errors(tmp_path):
     with pytest.raises(ValueError, match="matches no files"):
         VideoDataset(str(tmp_path / "*.tgz"))
     with pytest.raises(ValueError, match="epoch_length"):
-        VideoDataset(str(shard), resampled=True)
+        VideoDataset(str(shard), epoch_length=0)
     with pytest.raises(ValueError, match="shards"):
         VideoDataModule(train={"num_frames": 3})

@@ -28,10 +28,11 @@ class ShardDataset(IterableDataset):
             `pipe:` command, or a list of these (see `sgm.data.webdataset_utils.expand_shards`).
         shuffle_buffer: sample shuffle buffer size (0 or 1: no shuffling; shard order is kept).
         resampled: draw shards with replacement, endlessly; every rank and worker draws on its own (no
-            rank/worker split). Needs `epoch_length`, or the epoch never ends.
+            rank/worker split). Without `epoch_length` the one epoch never ends: train by `max_steps`.
         epoch_length: samples per epoch on each rank (split evenly over the DataLoader workers); the shards
-            are started over as often as needed. None: one pass over this rank's shards (without
-            `resampled` only). With DDP, set it (ranks must see the same number of batches).
+            are started over as often as needed. None: one pass over this rank's shards, or an endless
+            stream with `resampled`. With DDP set it, or use `resampled` (ranks must not run out of batches
+            at different steps).
         shard_shuffle_seed: without `resampled`, shuffle the shard list with this seed, the same on all ranks
             so they stay disjoint (None: keep the given order). The order is the same every epoch; the sample
             shuffle buffer varies it.
@@ -58,8 +59,6 @@ class ShardDataset(IterableDataset):
             raise ValueError(f"shuffle_buffer must be >= 0, got {shuffle_buffer}")
         if epoch_length is not None and epoch_length < 1:
             raise ValueError(f"epoch_length must be a positive number of samples or None, got {epoch_length}")
-        if resampled and epoch_length is None:
-            raise ValueError("resampled=True streams forever; set epoch_length (samples per epoch per rank)")
         self.urls = expand_shards(shards)
         self.shuffle_buffer = int(shuffle_buffer)
         self.resampled = bool(resampled)
