@@ -1,0 +1,100 @@
+"""scripts/sampling/simple_video_sample.py end to end on the tiny config and a checkpoint made here."""
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from scripts.sampling.simple_video_sample import main
+from tests.helpers import TINY_CONFIG
+from tests.inference_helpers import make_acceptance_folder, read_video, tiny_checkpoint
+
+T, H, W, FPS_ID = 3, 64, 128, 4  # tiny-model run: 3 frames of 128x64, played at 5 fps
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def run(inputs, out, *extra):
+    argv = ["--input_path", str(inputs), "--config", str(TINY_CONFIG), "--ckpt", str(tiny_checkpoint()),
+            "--output_folder", str(out), "--num_frames", str(T), "--num_steps", "2", "--fps_id", str(FPS_ID),
+            "--device", "cpu", "--seed", "11", *map(str, extra)]
+    return main(argv)
+
+
+def png_frames(folder):
+    return np.stack([np.asarray(Image.open(p)) for p in sorted(folder.iterdir())])
+
+
+def test_acceptance_folder(tmp_path, caplog):
+    make_acceptance_folder(tmp_path / "in")
+    with caplog.at_level(logging.ERROR):
+        status = run(tmp_path / "in", tmp_path / "out", "--format", "mp4,png")
+    assert status == 1  # something failed
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "broken.png" in errors[0] and "cannot be read as an image" in errors[0]
+    videos = sorted(p.name for p in (tmp_path / "out").glob("*.mp4"))
+    assert videos == ["gray.mp4", "photo.mp4", "rgba.mp4", "upper.mp4"]
+    for name in videos:
+        frames, fps, codec, pix_fmt = read_video(tmp_path / "out" / name)
+        assert frames.shape == (T, H, W, 3) and fps == FPS_ID + 1
+        assert (codec, pix_fmt) == ("h264", "yuv420p")
+        stem = name[:-4]
+        settings = json.loads((tmp_path / "out" / f"{stem}.json").read_text())
+        assert settings["num_frames"] == T and settings["fps"] == FPS_ID + 1 and "seed" in settings
+        assert Image.open(tmp_path / "out" / f"{stem}_input.png").size == (W, H)
+    # the transparent parts of the RGBA input were composited on white: the input frame is bright
+    assert np.asarray(Image.open(tmp_path / "out" / "rgba_input.png")).mean() > 150
+
+    # Same seed -> identical video; the other images in a different order (other names, so another
+    # sort order, and without the RGBA and the broken file) -> the same per-image results.
+    shutil.rmtree(tmp_path / "in")
+    paths = make_acceptance_folder(tmp_path / "in")
+    (tmp_path / "in2").mkdir()
+    for name, new in (("upper.JPG", "a_first.JPG"), ("photo.webp", "m_second.webp"), ("gray.jpg", "z_last.jpg")):
+        shutil.copy(paths[name], tmp_path / "in2" / new)
+    assert run(tmp_path / "in2", tmp_path / "out2", "--format", "png") == 0
+    for old, new in (("upper", "a_first"), ("photo", "m_second"), ("gray", "z_last")):
+        np.testing.assert_array_equal(png_frames(tmp_path / "out" / f"{old}_frames"), png_frames(tmp_path / "out2" / f"{new}_frames"))
+
+
+def test_num_videos_formats_and_glob(tmp_path):
+    Image.fromarray(np.full((50, 70, 3), 90, np.uint8)).save(tmp_path / "one.PNG")
+    status = run(tmp_path / "*.PNG", tmp_path / "out", "--num_videos", "2", "--format", "gif", "--format", "webp",
+                 "--crop_offset", "0,1", "--sampler", "euler_a")
+    assert status == 0
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["one_00.gif", "one_00.json", "one_00.webp", "one_00_input.png",
+                     "one_01.gif", "one_01.json", "one_01.webp", "one_01_input.png"]
+    s0, s1 = (json.loads((tmp_path / "out" / f"one_0{k}.json").read_text()) for k in (0, 1))
+    assert s0["seed"] != s1["seed"] and s0["base_seed"] == s1["base_seed"] == 11
+    assert s0["crop_offset"] == [0.0, 1.0] and s0["sampler"] == "euler_a"
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--format", "avi"], "unknown output format"),
+    (["--ckpt", "/nowhere/svd.safetensors"], "checkpoint not found: /nowhere/svd.safetensors"),
+    (["--motion_bucket_id", "999"], "motion_bucket_id must be in 0..255"),
+])
+def test_usage_errors_exit_2(tmp_path, caplog, extra, message):
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(tmp_path / "x.png")
+    with caplog.at_level(logging.ERROR):
+        assert run(tmp_path / "x.png", tmp_path / "out", *extra) == 2
+    assert message in caplog.text
+
+
+def test_missing_input_exits_2(tmp_path, caplog):
+    with caplog.at_level(logging.ERROR):
+        assert run(tmp_path / "nothing_here", tmp_path / "out") == 2
+    assert "not a file, a folder or a glob" in caplog.text
+
+
+def test_bad_flag_exits_2(tmp_path):
+    with pytest.raises(SystemExit) as info:
+        main(["--crop_offset", "3,3"])
+    assert info.value.code == 2
