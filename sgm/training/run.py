@@ -82,14 +82,19 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
         return 0
 
     run_dir.make()
-    os.environ[RUN_DIR_ENV] = str(run_dir.root)  # DDP worker processes re-run main.py and must reuse it
     save_config(cfg, run_dir, resume_ckpt is not None)
     trainer = build_trainer(cfg, run_dir, args.seed)
     model.learning_rate = learning_rate(cfg, trainer)
     logger.info("run directory %s%s", run_dir.root, f", resuming {resume_ckpt}" if resume_ckpt else "")
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_ckpt)
-    if trainer.interrupted:
-        return 130
+    previous = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(run_dir.root)  # DDP worker processes re-run main.py and must reuse it
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_ckpt)
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = previous
     trainer.save_checkpoint(str(run_dir.checkpoints / LAST_CKPT))
     logger.info("done at step %d; checkpoints in %s", trainer.global_step, run_dir.checkpoints)
     return 0
