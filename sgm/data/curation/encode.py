@@ -27,7 +27,9 @@ class _ClipEncoder:
         self.container = av.open(str(self.tmp), mode="w", format="mp4")
         self.stream = self.container.add_stream("libx264", rate=rate)
         self.stream.width, self.stream.height, self.stream.pix_fmt = size[0], size[1], "yuv420p"
-        # One x264 thread: the bytes then do not depend on the machine, so reruns give identical shards.
+        # NOTE: one x264 thread keeps the output independent of the core count, yet the libx264 in PyAV's wheels
+        # is not bit-reproducible: now and then (a few % of encodes here) the same frames give an mp4 a few
+        # bytes different. Resumes therefore never re-encode a finished clip (see `encode_clips`).
         self.stream.options = {"crf": str(cfg.crf), "preset": cfg.preset, "threads": "1"}
         self.size, self.count, self.frame_time_base = size, 0, Fraction(rate.denominator, rate.numerator)
 

@@ -1,0 +1,113 @@
+"""Interrupting a curation run and restarting it ends with the same shards as an uninterrupted run."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from sgm.data.curation import pipeline
+from sgm.data.curation.inputs import list_inputs
+
+from curation_helpers import REPO, make_inputs, quick_config, shard_members
+
+NUM_VIDEOS = 9  # a, b, bad + 6 extra
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("resume") / "in"
+    make_inputs(folder, extra_videos=NUM_VIDEOS - 3)
+    return folder
+
+
+def _cli(inputs, out, workers):
+    return [sys.executable, str(REPO / "scripts" / "data" / "curate.py"), "run", str(inputs), "--out", str(out),
+            "--workers", str(workers), "--no-progress", "--set", "output.shard_size=3"]
+
+
+def _names_and_json(out):
+    """Shard -> member names and json bytes; mp4s -> their decoded frames (x264 is not bit-reproducible)."""
+    import av
+    import io
+
+    import numpy as np
+
+    result, frames = {}, {}
+    for shard, members in shard_members(out / "shards").items():
+        result[shard] = [(n, b if n.endswith(".json") else None) for n, b in members]
+        for name, data in members:
+            if name.endswith(".mp4"):
+                with av.open(io.BytesIO(data)) as c:
+                    frames[name] = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(np.int16)
+    return result, frames
+
+
+def _same_shards(a, b):
+    (names_a, frames_a), (names_b, frames_b) = _names_and_json(a), _names_and_json(b)
+    assert names_a == names_b
+    for name, pixels in frames_a.items():
+        assert pixels.shape == frames_b[name].shape
+        assert np.abs(pixels - frames_b[name]).mean() < 2.0, name  # the same clip, up to x264's nondeterminism
+
+
+def test_killed_run_restarts_to_byte_identical_shards(inputs, tmp_path):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    subprocess.run(_cli(inputs, full, 0), check=True, capture_output=True, timeout=300)
+
+    # Kill the whole process group (SIGKILL: no clean-up) once a few videos are analysed.
+    proc = subprocess.Popen(_cli(inputs, cut, 0), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = cut / "work" / "records"
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and len(list(records.glob("*.json"))) < 3:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(records.glob("*.json")))
+    assert 3 <= done_before < NUM_VIDEOS and not (cut / "shards").exists()
+
+    # Restart (in parallel this time): finished videos are not redone, the result is identical.
+    out = subprocess.run(_cli(inputs, cut, 2), check=True, capture_output=True, text=True, timeout=300)
+    assert f"{done_before} already done" in out.stdout
+    assert len(list(records.glob("*.json"))) == NUM_VIDEOS
+    _same_shards(cut, full)
+    assert (cut / "clips.jsonl").read_bytes() == (full / "clips.jsonl").read_bytes()
+    keys = [n for m in shard_members(full / "shards").values() for n, _ in m if n.endswith(".json")]
+    assert len(keys) == len(set(keys)) == 10  # 4 from a and b, one from each extra video; no duplicates
+
+
+def test_interrupted_encoding_resumes_without_redoing_clips(inputs, tmp_path, monkeypatch):
+    cfg = quick_config("output.shard_size=3")
+    paths = list_inputs([inputs])
+    pipeline.analyze_all(paths, tmp_path / "work", cfg, progress=False)
+    reference = tmp_path / "reference"
+    pipeline.build_shards(tmp_path / "work", reference, cfg, progress=False)
+    # a second work folder with the same records, whose encoding is interrupted after three videos
+    work = tmp_path / "work2"
+    (work / "records").mkdir(parents=True)
+    for record in (tmp_path / "work" / "records").glob("*.json"):
+        (work / "records" / record.name).write_bytes(record.read_bytes())
+    real, calls, interrupt = pipeline._encode_task, [], [True]
+
+    def flaky(*args):
+        calls.append(args[0])
+        if len(calls) == 4 and interrupt[0]:
+            interrupt[0] = False
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(pipeline, "_encode_task", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.build_shards(work, tmp_path / "out", cfg, progress=False)
+    encoded = {p.name: p.read_bytes() for p in (work / "clips").rglob("*.mp4")}
+    assert encoded and not (tmp_path / "out" / "shards").exists()
+    calls.clear()
+    pipeline.build_shards(work, tmp_path / "out", cfg, progress=False)
+    assert len(calls) == 8 - 3  # 8 videos have kept clips; the 3 finished ones are not encoded again
+    _same_shards(tmp_path / "out", reference)
+    members = {n: b for m in shard_members(tmp_path / "out" / "shards").values() for n, b in m}
+    assert all(members[name] == data for name, data in encoded.items())  # clips from before the interruption
