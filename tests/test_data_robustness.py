@@ -141,3 +141,21 @@ def test_resampled_without_epoch_length_streams_endlessly(tmp_path):
     stream = iter(ds)
     keys = [next(stream)["__key__"] for _ in range(7)]  # more than the 2 samples stored
     assert set(keys) <= {"k0_0", "k0_1"} and len(keys) == 7
+
+
+def test_workers_without_torch_distributed_keep_the_rank_split(tmp_path, monkeypatch):
+    """Spawned DataLoader workers do not inherit torch.distributed; the rank recorded in the parent is used."""
+    import torch.utils.data
+
+    write_video_shards(tmp_path, num_shards=4, per_shard=1)
+    ds = VideoDataset(str(tmp_path), num_frames=3, fps=6, size=(16, 16), keep_key=True, shard_shuffle_seed=None)
+    ds.node = (1, 2)  # as remember_rank() records it on rank 1 of 2
+    for name in ("RANK", "WORLD_SIZE", "WORKER", "NUM_WORKERS"):  # restored (absent) after the test
+        monkeypatch.setenv(name, "0")
+        monkeypatch.delenv(name)
+
+    class WorkerInfo:  # what a spawned worker sees: a worker, but no process group
+        id, num_workers, seed, dataset = 0, 1, 0, ds
+
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: WorkerInfo)
+    assert sorted(s["__key__"] for s in ds) == ["k1_0", "k3_0"]

@@ -86,6 +86,7 @@ class ShardDataModule(pl.LightningDataModule):
             self.validation_dataset = self.dataset_class(**self.validation_kwargs)
 
     def _loader(self, dataset) -> DataLoader:
+        dataset.remember_rank()  # DDP has started by now; spawned workers need the rank handed to them
         extra = {}
         if self.num_workers > 0:
             extra = {"persistent_workers": self.persistent_workers, "prefetch_factor": self.prefetch_factor}

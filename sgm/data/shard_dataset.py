@@ -1,7 +1,8 @@
 """`ShardDataset`: the streaming, splitting, shuffling and skip-counting part shared by video and image data."""
 import functools
 import logging
-from typing import Dict, Optional
+import os
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch.utils.data import IterableDataset
@@ -68,6 +69,20 @@ class ShardDataset(IterableDataset):
         self.keep_key = keep_key
         self.counter = SkipCounter()
         self._passes = 0  # iterations started in this process
+        self.node: Optional[Tuple[int, int]] = None
+        self.remember_rank()
+
+    def remember_rank(self) -> None:
+        """Record this process's (rank, world size), for DataLoader workers that cannot see torch.distributed.
+
+        Forked workers inherit the process group, but spawned ones do not; there the recorded rank is handed
+        to webdataset's `split_by_node` through the RANK / WORLD_SIZE variables it reads. The data modules
+        call this when they build a DataLoader (after DDP has started).
+        """
+        import webdataset as wds
+
+        if torch.utils.data.get_worker_info() is None:
+            self.node = tuple(wds.utils.pytorch_worker_info()[:2])
 
     @property
     def skipped(self) -> Dict[str, int]:
@@ -82,6 +97,10 @@ class ShardDataset(IterableDataset):
         import webdataset as wds
 
         rank, world_size, worker, num_workers = wds.utils.pytorch_worker_info()
+        in_worker = torch.utils.data.get_worker_info() is not None
+        if in_worker and world_size == 1 and self.node is not None and self.node[1] > 1:
+            rank, world_size = self.node  # a spawned worker: tell webdataset the rank it cannot see
+            os.environ["RANK"], os.environ["WORLD_SIZE"] = str(rank), str(world_size)
         if not self.resampled and self._passes == 0 and worker == 0 and len(self.urls) < world_size * num_workers:
             logger.warning(
                 "%d shards for %d ranks x %d workers: some workers get no shards; write more shards or use "

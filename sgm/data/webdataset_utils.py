@@ -49,24 +49,29 @@ class SampleSkipped(Exception):
 class SkipCounter:
     """Counts skipped samples per reason, shared between the main process and its DataLoader workers.
 
-    The counts live in shared memory (`multiprocessing.Array`), so increments made in worker processes are
-    visible in the main process, with both `fork` and `spawn` workers. Copying the counter any other way
-    (`copy.deepcopy`, pickling outside process start) gives a detached snapshot that counts on its own.
-    Counts are per process group: each DDP rank has its own counter.
+    The counts live in shared memory (`multiprocessing.RawArray`), one row per process: the main process
+    writes row 0 and DataLoader worker `i` row `1 + i % MAX_WORKERS`, so no lock is needed (a lock would tie
+    the counter to one multiprocessing start method); `as_dict` sums the rows. This works with `fork` and
+    `spawn` workers. Copying the counter any other way (`copy.deepcopy`, pickling outside process start)
+    gives a detached snapshot that counts on its own. Each DDP rank has its own counter.
     """
 
+    MAX_WORKERS = 256
+
     def __init__(self):
-        self._array = multiprocessing.Array("q", len(SKIP_REASONS))
+        self._rows = 1 + self.MAX_WORKERS
+        self._array = multiprocessing.RawArray("q", self._rows * len(SKIP_REASONS))
 
     def increment(self, reason: str) -> None:
-        index = SKIP_REASONS.index(reason)
-        with self._array.get_lock():
-            self._array[index] += 1
+        worker = torch_worker_id()
+        row = 0 if worker is None else 1 + worker % self.MAX_WORKERS
+        self._array[row * len(SKIP_REASONS) + SKIP_REASONS.index(reason)] += 1
 
     def as_dict(self) -> Dict[str, int]:
         """Counts per reason, e.g. `{"corrupt_video": 2, "bad_json": 1, ...}`."""
-        with self._array.get_lock():
-            return dict(zip(SKIP_REASONS, self._array[:]))
+        n = len(SKIP_REASONS)
+        values = self._array[:]
+        return {reason: sum(values[row * n + i] for row in range(self._rows)) for i, reason in enumerate(SKIP_REASONS)}
 
     @property
     def total(self) -> int:
@@ -74,17 +79,27 @@ class SkipCounter:
 
     def __getstate__(self):
         if get_spawning_popen() is not None:  # starting a worker process: share the memory
-            return {"array": self._array}
+            return {"array": self._array, "rows": self._rows}
         return {"counts": self.as_dict()}
 
     def __setstate__(self, state):
         if "array" in state:
-            self._array = state["array"]
+            self._array, self._rows = state["array"], state["rows"]
         else:
-            self._array = multiprocessing.Array("q", [state["counts"][r] for r in SKIP_REASONS])
+            self.__init__()
+            for i, reason in enumerate(SKIP_REASONS):
+                self._array[i] = state["counts"][reason]
 
     def __repr__(self) -> str:
         return f"SkipCounter({self.as_dict()})"
+
+
+def torch_worker_id() -> Optional[int]:
+    """The id of the current DataLoader worker, or None in the main process."""
+    from torch.utils.data import get_worker_info
+
+    info = get_worker_info()
+    return None if info is None else info.id
 
 
 class SkipHandler:
