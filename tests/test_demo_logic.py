@@ -211,6 +211,7 @@ def test_missing_checkpoint_starts_the_app_and_says_which_file(tmp_path):
     mp4, files, message = handlers.generate(str(image), form())
     assert (mp4, files) == (None, None)
     assert message.startswith("**Missing checkpoint:**") and "absent.safetensors" in message
+    assert message.endswith("No video was made.")
     preview, first, text = handlers.preview(str(image), 128, 64, 0.5, 0.5)
     assert text == "" and first.size == (128, 64)
 

@@ -125,7 +125,7 @@ class DemoHandlers:
             result = pipe.generate(image, opts, progress=progress)
             paths = write_outputs(result, self.output_folder, opts.seed, formats)
         except Exception as e:  # noqa: BLE001 - shown in the page; the app keeps serving
-            return None, None, error_message(e)
+            return None, None, f"{error_message(e)} No video was made."
         files = downloads(paths)
         frames = len(result.frames)
         message = (f"**Done:** {frames} frames at {result.fps} fps, seed {opts.seed}. "

@@ -31,7 +31,7 @@ def build_demo(handlers: DemoHandlers):
 
     def warn_if_error(message: str) -> None:
         if message.startswith(("**Bad", "**Missing", "**Out of", "**Generation", "**Invalid", "**Unexpected", "**Unknown")):
-            gr.Warning(message.replace("**", ""), title="Error")
+            gr.Warning(message.replace("**", ""))
 
     with gr.Blocks(title="Stable Video Diffusion demo", analytics_enabled=False) as demo:
         gr.Markdown("## Stable Video Diffusion: image to video")

@@ -1,0 +1,192 @@
+"""End-to-end tests of the web demo in headless Chromium: the app runs in a subprocess on the tiny
+model, Playwright drives Debian's /usr/bin/chromium (never a downloaded browser).
+
+The first test writes the README screenshot to docs/images/demo.png (SGM_DEMO_SCREENSHOT overrides).
+"""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from tests.helpers import REPO, TINY_CONFIG, build_tiny_model
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+SCREENSHOT = Path(os.environ.get("SGM_DEMO_SCREENSHOT", REPO / "docs" / "images" / "demo.png"))
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason=f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
+sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except OSError:
+        return 0
+
+
+def landscape(path: Path) -> Path:
+    """A 480x360 drawing (sky, sun, hills) as the input image."""
+    sky = np.linspace([90, 150, 230], [200, 225, 250], 360).astype(np.uint8)[:, None, :].repeat(480, 1)
+    image = Image.fromarray(sky)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((330, 50, 410, 130), fill=(255, 210, 60))
+    draw.polygon([(0, 260), (120, 170), (250, 240), (380, 160), (480, 230), (480, 360), (0, 360)], fill=(60, 140, 70))
+    draw.rectangle((0, 310, 480, 360), fill=(70, 110, 180))
+    image.save(path)
+    return path
+
+
+class App:
+    def __init__(self, url: str, output_folder: Path, log: Path, process: subprocess.Popen):
+        self.url, self.output_folder, self.log, self.process = url, output_folder, log, process
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """The demo on the tiny model, served on a free port until the module's tests are done."""
+    from safetensors.torch import save_file
+
+    tmp = tmp_path_factory.mktemp("demo_app")
+    ckpt = tmp / "svd_tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in build_tiny_model(0).state_dict().items()}, str(ckpt))
+    port, out, log = free_port(), tmp / "outputs", tmp / "app.log"
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", GRADIO_TEMP_DIR=str(tmp / "gradio"),
+               HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    config = TINY_CONFIG.relative_to(REPO)  # shown in the page (and the README screenshot) as typed
+    cmd = [sys.executable, str(REPO / "scripts" / "demo" / "app.py"), "--config", str(config), "--ckpt", str(ckpt),
+           "--device", "cpu", "--port", str(port), "--output-folder", str(out)]
+    with open(log, "w") as log_file:
+        process = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while http_status(url) != 200:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the demo did not start (exit status {process.poll()}):\n{log.read_text()}")
+            time.sleep(0.5)
+        yield App(url, out, log, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(app.url, wait_until="domcontentloaded")
+    page.wait_for_selector("#generate")
+    yield page
+    context.close()
+
+
+def upload(page, path: Path) -> None:
+    page.set_input_files("#input-file input[type=file]", str(path))
+
+
+def test_upload_preview_generate_and_play(app, page, tmp_path):
+    assert "Loaded model:" in page.inner_text("#model-status")
+    upload(page, landscape(tmp_path / "landscape.png"))
+    first_frame = page.wait_for_selector("#model-input img")
+    page.wait_for_selector("#crop-preview img")
+    src_centre = first_frame.get_attribute("src")
+
+    # Moving the crop to the top changes the first frame that will be used.
+    crop_y = page.locator("#crop-y input[type=number]")
+    crop_y.fill("0")
+    crop_y.press("Enter")
+    page.wait_for_function("old => { const i = document.querySelector('#model-input img');"
+                           " return i && i.src !== old; }", arg=src_centre)
+
+    # Record the progress texts Gradio shows while the video is made (fed by the progress callback).
+    page.evaluate("""() => { window.progressTexts = new Set(); const box = document.querySelector('#output-video');
+        new MutationObserver(() => { const t = box.innerText;
+            if (t.includes('Sampling') || t.includes('Decoding')) window.progressTexts.add(t); })
+        .observe(box, {subtree: true, childList: true, characterData: true}); }""")
+    page.click("#generate")
+    page.wait_for_selector("#output-video video", timeout=120_000)
+    progress_texts = page.evaluate("() => Array.from(window.progressTexts)")
+    assert any(re.search(r"\d/4 steps.*Sampling - \d", t, re.S) for t in progress_texts), progress_texts
+    # The browser parsed the H.264 stream: metadata with a duration and the frame size.
+    page.wait_for_function("() => { const v = document.querySelector('#output-video video');"
+                           " return v && v.readyState >= 1 && v.duration > 0 && v.videoWidth > 0; }")
+    src, width, height = page.evaluate("() => { const v = document.querySelector('#output-video video');"
+                                       " return [v.currentSrc || v.src, v.videoWidth, v.videoHeight]; }")
+    assert (width, height) == (128, 64)
+    message = page.inner_text("#message")
+    assert "Done: 4 frames at 7 fps, seed 23" in message
+    downloads = page.inner_text("#output-files")
+    for suffix in (".mp4", ".gif", ".webp", ".json"):
+        assert suffix in downloads
+
+    # The served file is the video: 4 decodable H.264 frames of 128x64.
+    import av
+
+    served = tmp_path / "served.mp4"
+    with urllib.request.urlopen(src, timeout=30) as response:
+        served.write_bytes(response.read())
+    with av.open(str(served)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    assert len(frames) == 4 and frames[0].shape == (64, 128, 3)
+
+    # Settings saved beside the output, recording the crop offset moved above.
+    sidecars = sorted(app.output_folder.glob("*_seed23*.json"))
+    assert sidecars, list(app.output_folder.iterdir())
+    settings = json.loads(sidecars[-1].read_text())
+    assert (settings["num_frames"], settings["base_seed"], settings["crop_offset"]) == (4, 23, [0.5, 0.0])
+
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_non_image_upload_shows_an_error_and_the_app_keeps_serving(app, page, tmp_path):
+    fake = tmp_path / "holiday.png"
+    fake.write_text("this is a text file with an image's name")
+    upload(page, fake)
+    page.wait_for_function("() => document.querySelector('#message').innerText.includes('Bad upload')")
+    assert "holiday.png is not an image" in page.inner_text("#message")
+
+    page.click("#generate")  # generating from it reports the same problem, no video appears
+    page.wait_for_function("() => document.querySelector('#message').innerText.includes('No video was made')")
+    assert "Bad upload: holiday.png is not an image" in page.inner_text("#message")
+    assert page.query_selector("#output-video video") is None
+
+    assert http_status(app.url) == 200
+    assert app.process.poll() is None
+    page.click("#input-file button[aria-label=Clear]")  # the same page goes on working
+    upload(page, landscape(tmp_path / "good.png"))
+    page.wait_for_selector("#model-input img")
+    page.wait_for_function("() => !document.querySelector('#message').innerText.includes('Bad upload')")
