@@ -130,3 +130,23 @@ def test_cli_reports_bad_config_values(tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "data" / "curate.py"), "shard", "--out", str(tmp_path),
                           "--set", "buckets.method=cubic"], capture_output=True, text=True)
     assert out.returncode == 2 and "buckets.method" in out.stderr
+
+
+def test_job_array_tasks_then_shard_step_match_a_single_run(curated, tmp_path, capsys):
+    """Two `analyze --shard-index i --num-shards 2` tasks sharing a work folder, then `shard`, equal `run`."""
+    from scripts.data.curate import main
+
+    root, _, _ = curated
+    common = ["--workers", "0", "--no-progress", "--set", "output.shard_size=2"]
+    for i in range(2):
+        assert main(["analyze", str(root / "in"), "--out", str(tmp_path / "array"), "--shard-index", str(i),
+                     "--num-shards", "2", *common]) == 0
+    assert len(list((tmp_path / "array" / "work" / "records").glob("*.json"))) == 3
+    assert main(["shard", "--out", str(tmp_path / "array"), *common]) == 0
+    assert "clips kept 4 of 6" in capsys.readouterr().out
+
+    def names_and_json(folder):
+        return {s: [(n, b if n.endswith(".json") else None) for n, b in m] for s, m in shard_members(folder).items()}
+
+    assert names_and_json(tmp_path / "array" / "shards") == names_and_json(root / "out" / "shards")
+    assert (tmp_path / "array" / "motion_buckets.json").read_text() == (root / "out" / "motion_buckets.json").read_text()
