@@ -1,0 +1,263 @@
+#!/usr/bin/env python
+"""Our engine against diffusers' StableVideoDiffusionPipeline, side by side in one run.
+
+Both are built with random weights from the same architecture: SVD-XT's published configs (UNet
+320/640/1280/1280 channels, 64-wide heads, the temporal VAE with 128/256/512/512 channels, the
+ViT-H/14 image encoder), shrunk identically by the flags below for a CPU run.
+
+    # CPU, small (about a minute on 2 cores):
+    python scripts/benchmark/svd_vs_diffusers.py --size tiny
+    # GPU, the real thing: SVD-XT, 25 frames at 576x1024, 25 steps, fp16
+    python scripts/benchmark/svd_vs_diffusers.py --size full --device cuda --dtype fp16
+
+Printed per engine: median seconds per sampling step (one guided UNet evaluation on 2 x T
+frames), seconds to decode the T latents (decoding_t frames per decoder call), peak memory of
+sampling and of decoding (CUDA: max allocated; CPU: peak resident set size of the worker process,
+which includes the weights) and parameter counts; then the ratios ours/theirs. Medians over
+--repeats after one warm-up run. Each engine runs in its own worker process so peak memory is its
+own.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SIZES = {
+    # unet_channels, head_dim, vae_channels, clip width/layers/head width/patch, context dim
+    "full": dict(unet_channels=320, head_dim=64, vae_channels=128, clip_width=1280, clip_layers=32, clip_head_width=80,
+                 clip_patch=14, context_dim=1024, frames=25, height=576, width=1024, steps=25, decoding_t=14),
+    "tiny": dict(unet_channels=64, head_dim=32, vae_channels=32, clip_width=64, clip_layers=2, clip_head_width=32,
+                 clip_patch=32, context_dim=64, frames=8, height=128, width=192, steps=4, decoding_t=4),
+}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", choices=sorted(SIZES), default="tiny", help="preset; the flags below override it")
+    for key in SIZES["full"]:
+        p.add_argument(f"--{key}", type=int, default=None)
+    p.add_argument("--decoding_overlap", type=int, default=0,
+                   help="our decoding overlap (0 = the same chunks as diffusers' decode_chunk_size)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--engines", default="ours,diffusers")
+    p.add_argument("--json", default=None, help="also write all measurements here")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker_out", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    for key, value in SIZES[args.size].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.unet_channels % args.head_dim or args.unet_channels % 32 or args.vae_channels % 32:
+        p.error("unet_channels must be a multiple of head_dim and of 32; vae_channels a multiple of 32 (GroupNorm)")
+    return args
+
+
+# ------------------------------------------------------------------------------------------ builders
+def our_config(a):
+    """SVD-XT's config with the sizes of `a`."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(REPO / "configs" / "inference" / "svd_xt.yaml")
+    net = cfg.model.params.network_config.params
+    net.model_channels, net.num_head_channels, net.context_dim = a.unet_channels, a.head_dim, a.context_dim
+    net.use_checkpoint = False
+    clip = cfg.model.params.conditioner_config.params.emb_models[0].params.open_clip_embedding_config.params
+    if a.clip_width != 1280 or a.clip_layers != 32 or a.clip_patch != 14 or a.context_dim != 1024:
+        arch = {"embed_dim": a.context_dim, "vision_cfg": {"image_size": 224, "layers": a.clip_layers, "width": a.clip_width,
+                                                           "head_width": a.clip_head_width, "patch_size": a.clip_patch},
+                "text_cfg": {"context_length": 77, "vocab_size": 1000, "width": 32, "heads": 1, "layers": 1}}
+        path = Path(tempfile.mkdtemp()) / f"bench_clip_{a.clip_width}_{a.clip_layers}.json"
+        path.write_text(json.dumps(arch))
+        clip.arch = str(path)
+    cfg.model.params.conditioner_config.params.emb_models[3].params.encoder_config.params.ddconfig.ch = a.vae_channels
+    cfg.model.params.first_stage_config.params.encoder_config.params.ch = a.vae_channels
+    cfg.model.params.first_stage_config.params.decoder_config.params.ch = a.vae_channels
+    cfg.sampling.update(num_frames=a.frames, num_steps=a.steps, height=a.height, width=a.width, decoding_t=a.decoding_t)
+    return cfg
+
+
+def diffusers_pipeline(a, device, dtype):
+    """StableVideoDiffusionPipeline with SVD-XT's published component configs, sized by `a`."""
+    from diffusers import (AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, StableVideoDiffusionPipeline,
+                           UNetSpatioTemporalConditionModel)
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    c, v = a.unet_channels, a.vae_channels
+    unet = UNetSpatioTemporalConditionModel(block_out_channels=(c, 2 * c, 4 * c, 4 * c),
+                                            num_attention_heads=tuple(m * c // a.head_dim for m in (1, 2, 4, 4)),
+                                            cross_attention_dim=a.context_dim, num_frames=a.frames)
+    vae = AutoencoderKLTemporalDecoder(block_out_channels=(v, 2 * v, 4 * v, 4 * v), down_block_types=("DownEncoderBlock2D",) * 4,
+                                       layers_per_block=2, latent_channels=4)
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=a.clip_width, intermediate_size=4 * a.clip_width, num_attention_heads=a.clip_width // a.clip_head_width,
+        num_hidden_layers=a.clip_layers, patch_size=a.clip_patch, image_size=224, projection_dim=a.context_dim, hidden_act="gelu"))
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", interpolation_type="linear",
+                                       num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002,
+                                       steps_offset=1, timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True)
+    processor = CLIPImageProcessor(crop_size={"height": 224, "width": 224}, size={"shortest_edge": 224})
+    pipe = StableVideoDiffusionPipeline(vae=vae, image_encoder=encoder, unet=unet, scheduler=scheduler, feature_extractor=processor)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device=device, dtype=dtype)
+
+
+# ------------------------------------------------------------------------------------------ measuring
+class Meter:
+    """Step timestamps and peak memory of one phase."""
+
+    def __init__(self, device):
+        import torch
+
+        self.torch, self.cuda = torch, device.type == "cuda"
+        self.stamps = []
+
+    def sync(self):
+        if self.cuda:
+            self.torch.cuda.synchronize()
+
+    def start(self):
+        self.sync()
+        if self.cuda:
+            self.torch.cuda.reset_peak_memory_stats()
+        self.stamps = [time.perf_counter()]
+
+    def stamp(self):
+        self.sync()
+        self.stamps.append(time.perf_counter())
+
+    def peak_mib(self):
+        if self.cuda:
+            return self.torch.cuda.max_memory_allocated() / 2**20
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+    def step_seconds(self):
+        deltas = [b - a for a, b in zip(self.stamps, self.stamps[1:])]
+        return statistics.median(deltas[1:] if len(deltas) > 1 else deltas)  # the first includes conditioning
+
+
+def run_worker(a):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[a.dtype]
+    image = Image.fromarray((np.random.default_rng(0).random((a.height, a.width, 3)) * 255).astype(np.uint8))
+    meter = Meter(device)
+    t0 = time.perf_counter()
+    if a.worker == "ours":
+        from sgm.inference import SamplingOptions, VideoPipeline
+
+        pipe = VideoPipeline.load(config=our_config(a), device=device, dtype=a.dtype, random_weights=True)
+        params = sum(p.numel() for p in pipe.model.parameters())
+        opts = SamplingOptions(seed=0, decoding_overlap=a.decoding_overlap, min_cfg=1.0, max_cfg=3.0)
+
+        def sample(steps):
+            o = SamplingOptions(**{**opts.to_dict(), "num_steps": steps, "crop_offset": (0.5, 0.5)})
+            return pipe.sample_latents(image, o, progress=lambda i, n, s: meter.stamp())
+
+        def decode(z):
+            return pipe.decode_latents(z, opts)
+    else:
+        pipe = diffusers_pipeline(a, device, dtype)
+        params = sum(p.numel() for m in (pipe.unet, pipe.vae, pipe.image_encoder) for p in m.parameters())
+
+        def sample(steps):
+            def on_step(p, i, t, kw):
+                meter.stamp()
+                return kw
+
+            return pipe(image, height=a.height, width=a.width, num_frames=a.frames, num_inference_steps=steps,
+                        min_guidance_scale=1.0, max_guidance_scale=3.0, decode_chunk_size=a.decoding_t,
+                        generator=torch.Generator().manual_seed(0), output_type="latent",
+                        callback_on_step_end=on_step).frames
+
+        def decode(z):
+            with torch.no_grad():
+                return pipe.decode_latents(z.to(dtype), a.frames, a.decoding_t)
+    build_s = time.perf_counter() - t0
+    rows = []
+    for r in range(a.repeats + 1):  # the first run warms up
+        meter.start()
+        z = sample(a.steps if r else 1)
+        sample_peak = meter.peak_mib()
+        step_s = meter.step_seconds()
+        meter.start()
+        decode(z)
+        meter.stamp()
+        if r:
+            rows.append({"step_s": step_s, "decode_s": meter.stamps[-1] - meter.stamps[0],
+                         "sample_peak_mib": sample_peak, "decode_peak_mib": meter.peak_mib()})
+    out = {"engine": a.worker, "params": params, "build_s": build_s, "rows": rows,
+           "step_s": statistics.median(r["step_s"] for r in rows), "decode_s": statistics.median(r["decode_s"] for r in rows),
+           "sample_peak_mib": max(r["sample_peak_mib"] for r in rows), "decode_peak_mib": max(r["decode_peak_mib"] for r in rows)}
+    Path(a.worker_out).write_text(json.dumps(out))
+
+
+def describe_machine(device: str) -> str:
+    import platform
+
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores visible (torch {torch.__version__}, CPU)"
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    if a.worker:
+        return run_worker(a)
+    engines = [e.strip() for e in a.engines.split(",") if e.strip()]
+    results = {}
+    passthrough = [x for x in (argv if argv is not None else sys.argv[1:])]
+    with tempfile.TemporaryDirectory() as tmp:
+        for engine in engines:
+            out = Path(tmp) / f"{engine}.json"
+            cmd = [sys.executable, __file__, *passthrough, "--worker", engine, "--worker_out", str(out)]
+            proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+            if proc.returncode != 0:
+                sys.stderr.write(proc.stderr[-4000:])
+                raise SystemExit(f"{engine} worker failed (exit {proc.returncode})")
+            results[engine] = json.loads(out.read_text())
+    print(f"machine: {describe_machine(a.device)}; dtype {a.dtype}")
+    print(f"size: {a.size}: {a.frames} frames at {a.height}x{a.width}, {a.steps} steps, UNet {a.unet_channels} ch "
+          f"(heads of {a.head_dim}), VAE {a.vae_channels} ch, CLIP {a.clip_width}x{a.clip_layers}, decoding_t {a.decoding_t}, "
+          f"our overlap {a.decoding_overlap}; medians of {a.repeats} runs")
+    keys = [("step_s", "s / sampling step"), ("decode_s", "decode s"), ("sample_peak_mib", "sampling peak MiB"),
+            ("decode_peak_mib", "decoding peak MiB"), ("params", "parameters (M)")]
+    header = f"{'':22}" + "".join(f"{e:>14}" for e in engines) + ("   ours/theirs" if len(engines) == 2 else "")
+    print(header)
+    for key, label in keys:
+        vals = [results[e][key] / (1e6 if key == "params" else 1) for e in engines]
+        line = f"{label:22}" + "".join(f"{v:>14.3f}" for v in vals)
+        if len(engines) == 2 and vals[1]:
+            line += f"{vals[0] / vals[1]:>14.2f}"
+        print(line)
+    if a.json:
+        Path(a.json).write_text(json.dumps({"args": {k: v for k, v in vars(a).items() if not k.startswith("worker")},
+                                            "machine": describe_machine(a.device), "results": results}, indent=1))
+    return results
+
+
+if __name__ == "__main__":
+    main()
