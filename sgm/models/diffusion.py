@@ -158,7 +158,17 @@ class DiffusionEngine(pl.LightningModule):
         if self.loss_fn is None:
             raise ValueError("training needs model.params.loss_fn_config (e.g. StandardDiffusionLoss)")
 
-    def on_train_batch_end(self, *args, **kwargs):
+    def optimizer_step(self, *args, **kwargs):
+        super().optimizer_step(*args, **kwargs)
+        self.update_ema()
+
+    def update_ema(self) -> None:
+        """One EMA update of the network weights, after each optimizer step.
+
+        NOTE: sgm updated the EMA in on_train_batch_end, which Lightning runs after the checkpoint
+        callback of the same step, so checkpoints lacked that step's update (and a resumed run's EMA
+        differed from an uninterrupted one's); with gradient accumulation it also updated per batch.
+        """
         if self.use_ema:
             self.model_ema(self.model)
 

@@ -1,5 +1,6 @@
 """The command line of main.py."""
 import argparse
+import sys
 from typing import List, Optional, Sequence
 
 
@@ -26,12 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse argv; `KEY=VALUE` items given among or after the --base files count as overrides."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    bases: List[str] = []
-    overrides = list(args.overrides)
-    for item in args.base:
-        (overrides if "=" in item else bases).append(item)
-    args.base = bases
+    found = [item for item in args.base if "=" in item] + list(args.overrides)
+    overrides = []
+    for item in argv:  # command-line order: a later override wins
+        if item in found:
+            found.remove(item)
+            overrides.append(item)
+    args.base = [item for item in args.base if "=" not in item]
     args.overrides = overrides
     for item in overrides:
         key = item.split("=", 1)[0]

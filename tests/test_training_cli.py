@@ -1,0 +1,152 @@
+"""main.py end to end on the toy model: dry run, checkpoints with the config inside, resume, NaN, DDP."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from sgm.training import run
+from sgm.training.cli import parse_args
+from sgm.training.config import check_config, merge_configs
+from tests.training_helpers import REPO, SimulatedCrash, toy_overrides
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _run_dir(tmp_path, name="t") -> Path:
+    (run_dir,) = [p for p in (tmp_path / "logs").iterdir() if p.name.endswith("_" + name)]
+    return run_dir
+
+
+def _ckpt(path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def test_parse_args_overrides_among_bases():
+    args = parse_args(["--base", "a.yaml", "b.yaml", "x.y=1", "--seed", "3", "z=2"])
+    assert args.base == ["a.yaml", "b.yaml"] and args.overrides == ["x.y=1", "z=2"] and args.seed == 3
+    with pytest.raises(SystemExit):
+        parse_args([])
+
+
+def test_merge_order_and_missing_sections(tmp_path):
+    (tmp_path / "a.yaml").write_text("model: {base_learning_rate: 1.0, target: m}\nk: a\n")
+    (tmp_path / "b.yaml").write_text("k: b\n")
+    cfg = merge_configs([str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")], ["k=c", "model.base_learning_rate=2.0"])
+    assert cfg.k == "c" and cfg.model.base_learning_rate == 2.0
+    assert merge_configs([str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")]).k == "b"
+    with pytest.raises(ValueError, match=r"no `data:`"):
+        check_config(cfg)
+    with pytest.raises(FileNotFoundError, match="nothere.yaml"):
+        merge_configs([str(tmp_path / "nothere.yaml")])
+
+
+def test_dry_run_prints_the_resolved_config(tmp_path):
+    args = toy_overrides(tmp_path, extra=["model.base_learning_rate=0.00042", "lightning.trainer.max_steps=7"])
+    out = subprocess.run([sys.executable, "main.py", *args, "--dry-run"], cwd=REPO, env=ENV, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    cfg = yaml.safe_load(out.stdout)
+    assert cfg["model"]["base_learning_rate"] == 0.00042
+    assert cfg["lightning"]["trainer"]["max_steps"] == 7
+    assert cfg["model"]["params"]["loss_fn_config"]["params"]["sigma_sampler_config"]["params"]["p_mean"] == 1.0
+    assert not (tmp_path / "logs").exists()  # a dry run makes no run directory
+
+
+def test_missing_section_exits_with_a_message(tmp_path):
+    (tmp_path / "m.yaml").write_text("model: {target: sgm.models.diffusion.DiffusionEngine, base_learning_rate: 1.0e-4}\n")
+    out = subprocess.run([sys.executable, "main.py", "--base", str(tmp_path / "m.yaml"), "--dry-run"], cwd=REPO, env=ENV,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert "no `data:`" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_short_run_writes_checkpoints_config_logs_and_videos(tmp_path):
+    args = toy_overrides(tmp_path, max_steps=2, extra=[
+        "lightning.modelcheckpoint.params.every_n_train_steps=1",
+        "lightning.trainer.log_every_n_steps=1",
+        "lightning.callbacks.video_logger={target: sgm.training.video_logger.VideoLogger, "
+        "params: {every_n_steps: 2, max_videos: 1, num_steps: 2}}",
+    ])
+    assert run(args) == 0
+    run_dir = _run_dir(tmp_path)
+    saved = yaml.safe_load((run_dir / "configs" / "config.yaml").read_text())
+    assert saved["lightning"]["trainer"]["max_steps"] == 2
+    ckpts = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert ckpts == ["last.ckpt", "step00000001.ckpt", "step00000002.ckpt"]
+    ckpt = _ckpt(run_dir / "checkpoints" / "step00000001.ckpt")
+    assert ckpt["global_step"] == 1
+    assert ckpt["config"]["model"]["params"]["loss_fn_config"] == saved["model"]["params"]["loss_fn_config"]
+    assert any(k.startswith("model_ema.") for k in ckpt["state_dict"])
+    rows = list(csv.DictReader(open(run_dir / "csv" / "metrics.csv")))
+    losses = [float(r["loss"]) for r in rows if r.get("loss")]
+    assert len(losses) == 2 and all(v > 0 for v in losses)
+    assert any(p.name.startswith("events.out.tfevents") for p in (run_dir / "tensorboard").iterdir())
+    videos = sorted(p.name for p in (run_dir / "videos").iterdir())
+    assert videos == ["step00000002_0.mp4", "step00000002_grid.png"]
+    import av
+
+    with av.open(str(run_dir / "videos" / "step00000002_0.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 2
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path):
+    """5 batches per epoch, checkpoints every 2 steps; one run crashes in step 3 (mid-epoch) and is resumed
+    from its step-2 checkpoint; after 7 steps (past the epoch end) its weights equal an uninterrupted run's."""
+    common = ["lightning.modelcheckpoint.params.every_n_train_steps=2"]
+    assert run(toy_overrides(tmp_path, max_steps=7, length=5, name="full", extra=common)) == 0
+    crash = common + ["lightning.callbacks.crash={target: tests.training_helpers.CrashAtStep, params: {step: 3}}"]
+    with pytest.raises(SimulatedCrash):
+        run(toy_overrides(tmp_path, max_steps=7, length=5, name="crashed", extra=crash))
+    crashed = _run_dir(tmp_path, "crashed")
+    assert _ckpt(crashed / "checkpoints" / "last.ckpt")["global_step"] == 2
+    assert run(["--resume", str(crashed), "lightning.callbacks.crash=null"]) == 0
+    full = _ckpt(_run_dir(tmp_path, "full") / "checkpoints" / "last.ckpt")
+    resumed = _ckpt(crashed / "checkpoints" / "last.ckpt")
+    assert full["global_step"] == resumed["global_step"] == 7
+    assert full["state_dict"].keys() == resumed["state_dict"].keys()
+    for key, value in full["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
+    # the resumed run continued from step 2 in the same run directory
+    assert sorted(p.name for p in (crashed / "checkpoints").iterdir()) == [
+        "last.ckpt", "step00000002.ckpt", "step00000004.ckpt", "step00000006.ckpt"]
+
+
+def test_nan_loss_stops_training_with_a_clear_message(tmp_path):
+    import main
+
+    args = toy_overrides(tmp_path, max_steps=3, extra=[
+        "model.params.loss_fn_config.params.loss_weighting_config.target=tests.training_helpers.NaNWeighting"])
+    old = sys.argv
+    sys.argv = ["main.py", *args]
+    try:
+        assert main.main() == 1
+    finally:
+        sys.argv = old
+    run_dir = _run_dir(tmp_path)
+    assert not (run_dir / "checkpoints" / "last.ckpt").exists()
+
+
+def test_ddp_two_cpu_processes(tmp_path):
+    args = toy_overrides(tmp_path, max_steps=2, extra=[
+        "lightning.trainer.devices=2", "lightning.trainer.strategy=ddp", "lightning.trainer.accelerator=cpu"])
+    out = subprocess.run([sys.executable, "main.py", *args], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert "distributed_backend=gloo" in out.stderr + out.stdout
+    assert "All distributed processes registered" in out.stderr + out.stdout
+    run_dirs = list((tmp_path / "logs").iterdir())
+    assert len(run_dirs) == 1  # the second process reused the first one's run directory
+    ckpt = _ckpt(run_dirs[0] / "checkpoints" / "last.ckpt")
+    assert ckpt["global_step"] == 2

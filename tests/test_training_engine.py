@@ -1,0 +1,74 @@
+"""The DiffusionEngine's training step on the tiny model: learning, trainable parameters, EMA."""
+import torch
+
+from tests.training_helpers import fixed_batch, toy_config
+from sgm.util import instantiate_from_config
+
+
+def _model(**overrides):
+    """The toy model without its LR warm-up (so that one step moves the weights)."""
+    torch.manual_seed(0)
+    return instantiate_from_config(toy_config(**{"model.params.scheduler_config": None, **overrides}).model)
+
+
+def _loss_at_fixed_noise(model, batch, x):
+    torch.manual_seed(123)  # same sigmas, noise and dropout every time
+    return model.loss_fn(model.model, model.denoiser, model.conditioner, x, batch).mean()
+
+
+def test_optimizer_steps_reduce_the_loss_on_a_fixed_batch():
+    torch.set_num_threads(1)
+    model = _model(**{"model.params.use_ema": False}).train()
+    model.learning_rate = 1e-3
+    batch = fixed_batch(batch_size=1, num_frames=2, size=64)
+    x = model.encode_first_stage(model.get_input(batch))
+    opt = model.configure_optimizers()
+    with torch.no_grad():
+        before = _loss_at_fixed_noise(model, batch, x).item()
+    for _ in range(6):
+        loss = _loss_at_fixed_noise(model, batch, x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        after = _loss_at_fixed_noise(model, batch, x).item()
+    assert after < 0.7 * before, (before, after)
+
+
+def test_temporal_trainable_parameters_train_only_temporal_layers():
+    torch.set_num_threads(1)
+    model = _model(**{"model.params.trainable_parameters": "temporal", "model.params.use_ema": False}).train()
+    model.learning_rate = 1e-3
+    opt = model.configure_optimizers()
+    net = model.model.diffusion_model
+    names = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert names and all(any(k in n for k in ("time_stack", "time_mixer", "time_pos_embed")) for n in names)
+    assert any("time_mixer" in n for n in names) and any("time_stack" in n for n in names)
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    batch = fixed_batch(batch_size=1, num_frames=2, size=64)
+    loss, _ = model.shared_step(batch)
+    loss.backward()
+    opt.step()
+    changed = {n for n, p in net.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and changed <= names
+
+
+def test_ema_tracks_the_weights():
+    torch.set_num_threads(1)
+    model = _model(**{"model.params.use_ema": True, "model.params.ema_decay_rate": 0.9}).train()
+    model.learning_rate = 1e-2
+    opt = model.configure_optimizers()
+    name, param = next((n, p) for n, p in model.model.named_parameters() if "time_mixer" in n)
+    shadow_name = model.model_ema.m_name2s_name[name]
+    start = getattr(model.model_ema, shadow_name).clone()
+    loss, _ = model.shared_step(fixed_batch(batch_size=1, num_frames=2, size=64))
+    loss.backward()
+    opt.step()
+    model.update_ema()
+    # first update: decay = min(0.9, (1 + 1) / (10 + 1))
+    d = min(0.9, 2 / 11)
+    torch.testing.assert_close(getattr(model.model_ema, shadow_name), d * start + (1 - d) * param.detach())
+    assert not torch.equal(getattr(model.model_ema, shadow_name), start)
+    with model.ema_scope():
+        torch.testing.assert_close(param.detach(), getattr(model.model_ema, shadow_name))
+    assert not torch.equal(param.detach(), getattr(model.model_ema, shadow_name))
