@@ -5,14 +5,17 @@ import numpy as np
 import pytest
 
 from sgm.data.curation.analyze import analyze_video
-from sgm.data.curation.buckets import MotionBucketMapping, fit_motion_mapping, load_motion_mapping
+from sgm.data.curation.buckets import (
+    MotionBucketMapping,
+    fit_motion_mapping,
+    load_motion_mapping,
+)
 from sgm.data.curation.config import BucketConfig, TextConfig
 from sgm.data.curation.cuts import split_at_cuts
 from sgm.data.curation.filters import failed_filters
 from sgm.data.curation.synthetic import render_scene, write_scene_video, write_video
 from sgm.data.curation.text import text_area_fraction
-
-from curation_helpers import quick_config
+from tests.curation_helpers import quick_config
 
 
 @pytest.fixture(scope="module")

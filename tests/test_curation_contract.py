@@ -8,8 +8,7 @@ from torch.utils.data import DataLoader
 from sgm.data.curation.inputs import list_inputs
 from sgm.data.curation.pipeline import analyze_all, build_shards
 from sgm.data.curation.synthetic import write_scene_video
-
-from curation_helpers import quick_config, shard_members
+from tests.curation_helpers import quick_config, shard_members
 
 
 @pytest.fixture(scope="module")

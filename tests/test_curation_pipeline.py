@@ -9,9 +9,7 @@ import pytest
 
 from sgm.data.curation.inputs import list_inputs, select_shard
 from sgm.data.curation.pipeline import analyze_all, build_shards
-from sgm.data.curation.records import iter_records
-
-from curation_helpers import REPO, make_inputs, quick_config, shard_members
+from tests.curation_helpers import REPO, make_inputs, quick_config, shard_members
 
 CONTRACT_KEYS = {"fps": float, "num_frames": int, "width": int, "height": int, "duration": float, "caption": str,
                  "motion_score": float, "motion_bucket_id": int}

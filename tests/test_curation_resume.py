@@ -10,8 +10,7 @@ import pytest
 
 from sgm.data.curation import pipeline
 from sgm.data.curation.inputs import list_inputs
-
-from curation_helpers import REPO, make_inputs, quick_config, shard_members
+from tests.curation_helpers import REPO, make_inputs, quick_config, shard_members
 
 NUM_VIDEOS = 9  # a, b, bad + 6 extra
 
@@ -30,9 +29,9 @@ def _cli(inputs, out, workers):
 
 def _names_and_json(out):
     """Shard -> member names and json bytes; mp4s -> their decoded frames (x264 is not bit-reproducible)."""
-    import av
     import io
 
+    import av
     import numpy as np
 
     result, frames = {}, {}

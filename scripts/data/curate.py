@@ -12,7 +12,6 @@ VIDEOS are folders (searched recursively), video files or .txt lists of paths. S
 Everything resumes: rerun the same command after an interruption.
 """
 import argparse
-import json
 import logging
 import sys
 import time

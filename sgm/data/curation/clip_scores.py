@@ -3,7 +3,7 @@ and the image-caption cosine similarity. Nothing is downloaded: the model is bui
 the user's checkpoint is loaded from disk."""
 import logging
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 __all__ = [
     "DecodeConfig", "CutConfig", "MotionConfig", "TextConfig", "ClipScoreConfig", "CaptionConfig",

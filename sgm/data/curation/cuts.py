@@ -13,7 +13,12 @@ class CutDetector:
     """
 
     def __init__(self, cfg: CutConfig, fps: float):
-        from scenedetect import AdaptiveDetector, ContentDetector, FrameTimecode, ThresholdDetector
+        from scenedetect import (
+            AdaptiveDetector,
+            ContentDetector,
+            FrameTimecode,
+            ThresholdDetector,
+        )
         from scenedetect.detector import FlashFilter
 
         self._timecode = FrameTimecode

@@ -1,6 +1,6 @@
 """Keep/drop decisions from stored scores, so thresholds can change without re-analysis."""
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from .config import FilterConfig
 

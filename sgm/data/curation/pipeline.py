@@ -17,7 +17,13 @@ from .buckets import MotionBucketMapping, fit_motion_mapping
 from .config import CurationConfig
 from .encode import encode_clips, output_size
 from .filters import failed_filters
-from .records import atomic_write_bytes, iter_records, read_record, video_id, write_record
+from .records import (
+    atomic_write_bytes,
+    iter_records,
+    read_record,
+    video_id,
+    write_record,
+)
 from .shards import sample_json, write_shards
 from .summary import build_summary, plot_histograms, write_summary
 

@@ -7,7 +7,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 __all__ = ["SHARD_PATTERN", "sample_json", "write_shards"]
 
