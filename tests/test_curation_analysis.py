@@ -115,3 +115,13 @@ def test_motion_bucket_mappings_round_trip(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"method": "quantile", "edges": [0.1]}))
     with pytest.raises(ValueError, match="255 edges"):
         MotionBucketMapping.load(tmp_path / "bad.json")
+
+
+def test_a_failing_captioner_skips_that_video_but_a_bad_setting_stops(tmp_path):
+    path = tmp_path / "v.mp4"
+    write_scene_video(path, [("moving", 30)], seed=4)
+    (tmp_path / "cap.py").write_text("def caption(frames):\n    raise RuntimeError('model crashed')\n")
+    record = analyze_video(path, quick_config("caption.sidecar=false", f"caption.captioner={tmp_path / 'cap.py'}:caption"))
+    assert record["status"] == "error" and "model crashed" in record["error"]
+    with pytest.raises(ValueError, match="no callable"):
+        analyze_video(path, quick_config(f"caption.captioner={tmp_path / 'cap.py'}:missing"))

@@ -93,14 +93,17 @@ def analyze_video(path: Union[str, Path], cfg: CurationConfig) -> dict:
     path = Path(path).resolve()
     vid = video_id(path)
     record = {"video_id": vid, "path": str(path), "fingerprint": cfg.analysis_fingerprint()}
+    _clip_scorer(cfg), _captioner(cfg)  # settings errors (a missing checkpoint, a bad captioner) stop the run here
     try:
         scan = scan_video(path, cfg.decode, cfg.cuts, cfg.motion)
+        base_caption = sidecar_caption(path) if cfg.caption.sidecar else None
+        clips: List[dict] = []
+        for index, (start, end) in enumerate(split_at_cuts(scan.info.num_frames, scan.cuts)):
+            clips.append({"clip_id": clip_id(vid, index), **_score_clip(scan, start, end, base_caption, cfg)})
     except VideoReadError as e:
         logger.warning("skipping unreadable video %s: %s", path, e)
         return {**record, "status": "error", "error": str(e), "clips": []}
-    base_caption = sidecar_caption(path) if cfg.caption.sidecar else None
-    clips: List[dict] = []
-    for index, (start, end) in enumerate(split_at_cuts(scan.info.num_frames, scan.cuts)):
-        clip = {"clip_id": clip_id(vid, index), **_score_clip(scan, start, end, base_caption, cfg)}
-        clips.append(clip)
+    except Exception as e:  # one odd video (or a captioner failing on it) must not stop a long run
+        logger.exception("skipping video %s after an unexpected error", path)
+        return {**record, "status": "error", "error": f"unexpected {type(e).__name__}: {e}", "clips": []}
     return {**record, "status": "ok", "info": scan.info.to_dict(), "cuts": scan.cuts, "clips": clips}

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Iterator, List, Optional, Union
 
@@ -37,7 +38,7 @@ def record_path(work_dir: Union[str, Path], vid: str) -> Path:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so readers (and a restarted run) never see a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")  # unique across array tasks
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
