@@ -21,6 +21,7 @@ from tests.helpers import REPO, TINY_CONFIG, build_tiny_model
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+MAX_UPLOAD_MB = 0.05  # 52 KB: the test images are smaller, a 120 KB noise image is not
 SCREENSHOT = Path(os.environ.get("SGM_DEMO_SCREENSHOT", REPO / "docs" / "images" / "demo.png"))
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
@@ -72,7 +73,7 @@ def app(tmp_path_factory):
                HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     config = TINY_CONFIG.relative_to(REPO)  # shown in the page (and the README screenshot) as typed
     cmd = [sys.executable, str(REPO / "scripts" / "demo" / "app.py"), "--config", str(config), "--ckpt", str(ckpt),
-           "--device", "cpu", "--port", str(port), "--output-folder", str(out)]
+           "--device", "cpu", "--port", str(port), "--output-folder", str(out), "--max-upload-mb", str(MAX_UPLOAD_MB)]
     with open(log, "w") as log_file:
         process = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -173,6 +174,17 @@ def test_upload_preview_generate_and_play(app, page, tmp_path):
 
 
 def test_non_image_upload_shows_an_error_and_the_app_keeps_serving(app, page, tmp_path):
+    # Too large: refused before upload by the page, and by the server for other clients.
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(big)
+    assert big.stat().st_size > MAX_UPLOAD_MB * 2**20
+    upload(page, big)
+    page.wait_for_selector("text=exceed the maximum allowed size")
+    import httpx
+
+    response = httpx.post(app.url + "gradio_api/upload", files={"files": ("big.png", big.read_bytes(), "image/png")})
+    assert response.status_code == 413
+
     fake = tmp_path / "holiday.png"
     fake.write_text("this is a text file with an image's name")
     upload(page, fake)

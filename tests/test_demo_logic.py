@@ -296,3 +296,35 @@ def test_preview_uses_the_pipeline_crop(tiny_handlers, tmp_path):
     assert np.array_equal(np.asarray(first), np.asarray(expected))
     assert tiny_handlers.preview(str(image), 100, 64, 0.5, 0.5)[2].startswith("**Invalid setting:**")
     assert tiny_handlers.preview(None, 128, 64, 0.5, 0.5) == (None, None, "")
+
+
+def test_switching_to_a_missing_model_keeps_the_loaded_one(tiny_handlers, tmp_path):
+    absent = ModelChoice(version="svd", ckpt=str(tmp_path / "absent.safetensors"))
+    handlers = DemoHandlers(tiny_handlers.slot, [tiny_handlers.slot.choice, absent], str(tmp_path))
+    text, opts = handlers.load_model("1")
+    assert text.startswith("**Missing checkpoint:**") and "absent.safetensors" in text and "Still loaded: custom" in text
+    assert handlers.slot.pipe is not None and handlers.selected_key() == "0" and opts.width == 128
+    assert handlers.load_model("7")[0].startswith("**Unknown model choice**")
+
+
+def test_switching_models_replaces_the_pipeline_and_its_defaults(tmp_path):
+    from types import SimpleNamespace
+
+    from sgm.inference import SamplingOptions
+
+    weights = tmp_path / "b.safetensors"
+    weights.write_bytes(b"not read by the fake loader")
+    built = []
+
+    def loader(version, config, ckpt, **kwargs):
+        built.append(ckpt)
+        return SimpleNamespace(defaults=SamplingOptions(width=64 * len(built), num_frames=len(built)))
+
+    a = ModelChoice(config=str(TINY_CONFIG), ckpt=str(weights))
+    b = ModelChoice(version="svd", ckpt=str(weights))
+    handlers = DemoHandlers(ModelSlot(loader), [a, b], str(tmp_path))
+    text, opts = handlers.load_model("0")
+    assert text.startswith("**Loaded model:** custom config") and opts.num_frames == 1
+    text, opts = handlers.load_model("1")
+    assert text.startswith("**Loaded model:** svd:") and (opts.width, opts.num_frames) == (128, 2)
+    assert handlers.selected_key() == "1" and built == [str(weights)] * 2

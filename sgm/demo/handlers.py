@@ -76,11 +76,20 @@ class DemoHandlers:
         return defaults_from_config(load_config(choice.config_path))
 
     def load_model(self, key: str) -> Tuple[str, object]:
-        """Load the menu entry `key`; returns (status Markdown, its default SamplingOptions)."""
+        """Load the menu entry `key`; returns (status Markdown, the default SamplingOptions of the
+        model now in the slot, or of `key`'s model when none is loaded)."""
         try:
             choice = self.choices[int(key)]
         except (TypeError, ValueError, IndexError):
             return f"**Unknown model choice** {key!r}; pick one from the menu.", self.defaults()
+        if self.slot.pipe is not None:
+            # A missing file is found before the loaded model is given up for it.
+            from ..inference import MissingCheckpointError
+
+            try:
+                choice.check_checkpoint()
+            except MissingCheckpointError as e:
+                return f"{error_message(e)} Still loaded: {self.slot.choice.label}.", self.defaults()
         try:
             self.slot.load(choice)
         except Exception as e:  # noqa: BLE001 - shown in the page; the app keeps serving

@@ -35,18 +35,25 @@ class ModelChoice:
 
         return self.config if self.config is not None else str(version_config(self.version))
 
-    def checkpoint_path(self) -> Tuple[Optional[str], bool]:
-        """(where the weights are looked for, whether the file is there), found the way
-        `VideoPipeline.load` finds it: `ckpt`, else the config's `sampling.checkpoint`."""
-        from ..inference import MissingCheckpointError
+    def check_checkpoint(self) -> str:
+        """The weights file `VideoPipeline.load` will read; MissingCheckpointError (naming the file
+        to put where) when it is not there."""
         from ..inference.checkpoints import resolve_checkpoint
         from ..models.loading import load_config
 
         default = (load_config(self.config_path).get("sampling") or {}).get("checkpoint")
+        return resolve_checkpoint(self.ckpt, default, self.version)
+
+    def checkpoint_path(self) -> Tuple[Optional[str], bool]:
+        """(where the weights are looked for, whether the file is there), found the way
+        `VideoPipeline.load` finds it: `ckpt`, else the config's `sampling.checkpoint`."""
+        from ..inference import MissingCheckpointError
+        from ..models.loading import load_config
+
         try:
-            return resolve_checkpoint(self.ckpt, default, self.version), True
+            return self.check_checkpoint(), True
         except MissingCheckpointError:
-            return (self.ckpt or default), False
+            return (self.ckpt or (load_config(self.config_path).get("sampling") or {}).get("checkpoint")), False
 
     @property
     def label(self) -> str:

@@ -105,7 +105,8 @@ def build_demo(handlers: DemoHandlers):
         def on_load(key):
             text, opts = handlers.load_model(key)
             warn_if_error(text)
-            return [text, gr.update(choices=handlers.menu(), value=key)] + _defaults_values(opts)
+            # The menu shows the model actually loaded (labels also refresh "(missing)" marks).
+            return [text, gr.update(choices=handlers.menu(), value=handlers.selected_key())] + _defaults_values(opts)
 
         load_button.click(on_load, [model_menu], [status, model_menu, *sliders, *size],
                           concurrency_id="model", concurrency_limit=handlers.concurrency)
