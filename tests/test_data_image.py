@@ -64,3 +64,18 @@ def test_image_datamodule_on_toy_shards(tmp_path):
     assert [b["jpg"].shape for b in batches] == [(4, 3, 8, 8), (2, 3, 8, 8)]
     assert all(isinstance(t, str) and t for b in batches for t in b["txt"])
     assert sum(dm.skipped.values()) == 0
+
+
+def test_large_jpegs_decode_reduced_but_still_cover_the_size(tmp_path):
+    import io
+
+    from PIL import Image
+
+    image = _gradient(400, 1200)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=95)
+    shard = write_shard(tmp_path / "a.tar", [{"__key__": "big", "jpg": buf.getvalue(), "txt": b"big"}])
+    s = next(iter(ImageDataset(str(shard), size=(40, 40), crop="center")))
+    assert s["jpg"].shape == (3, 40, 40)
+    red = (s["jpg"][0, 20] + 1) * 127.5  # centre 40 of 120 resized columns: 1/3 to 2/3 of the ramp
+    assert abs(red[0] - 85) < 6 and abs(red[-1] - 170) < 6

@@ -118,21 +118,32 @@ def test_lightning_trainer_runs_on_the_datamodule_without_validation(tmp_path):
             super().__init__()
             self.w = torch.nn.Parameter(torch.zeros(()))
             self.shapes = []
+            self.validated = 0
 
         def training_step(self, batch, batch_idx):
             self.shapes.append(tuple(batch["frames"].shape))
             return (batch["frames"].mean() - self.w) ** 2
 
+        def validation_step(self, batch, batch_idx):
+            self.validated += 1
+
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    dm = VideoDataModule(train={"shards": str(tmp_path), "num_frames": 3, "fps": 6, "size": [16, 16],
-                                "epoch_length": 6}, batch_size=2)
-    model = Tiny()
-    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
-    trainer.fit(model, datamodule=dm)
-    assert model.shapes == [(2, 3, 3, 16, 16)] * 6 and trainer.global_step == 6
+    def fit(validation):
+        dm = VideoDataModule(train={"shards": str(tmp_path), "num_frames": 3, "fps": 6, "size": [16, 16],
+                                    "epoch_length": 6}, validation=validation, batch_size=2)
+        model = Tiny()
+        trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                             num_sanity_val_steps=0)
+        trainer.fit(model, datamodule=dm)
+        assert model.shapes == [(2, 3, 3, 16, 16)] * 6 and trainer.global_step == 6
+        return model
+
+    assert fit(None).validated == 0
+    validation = {"shards": str(tmp_path), "num_frames": 3, "fps": 6, "size": [16, 16], "shuffle_buffer": 0}
+    assert fit(validation).validated == 2 * 2  # 4 clips in 2 batches, each of 2 epochs
 
 
 def test_resampled_without_epoch_length_streams_endlessly(tmp_path):

@@ -13,7 +13,12 @@ import torch
 
 from sgm.data.datamodule import ShardDataModule
 from sgm.data.shard_dataset import ShardDataset
-from sgm.data.transforms import CROP_MODES, resize_cover_crop, to_signed_unit
+from sgm.data.transforms import (
+    CROP_MODES,
+    cover_size,
+    resize_cover_crop,
+    to_signed_unit,
+)
 from sgm.data.video import read_caption, read_json_meta
 from sgm.data.webdataset_utils import SampleSkipped, ShardSpec
 
@@ -78,6 +83,9 @@ class ImageDataset(ShardDataset):
         caption = read_caption(sample, meta)
         try:
             with Image.open(io.BytesIO(sample[ext])) as image:
+                # JPEGs can decode at 1/2, 1/4, 1/8 scale directly; draft keeps the result >= the cover size.
+                cover_h, cover_w = cover_size(image.height, image.width, self.size)
+                image.draft("RGB", (cover_w, cover_h))
                 pixels = np.asarray(image.convert("RGB"))  # (h, w, 3) uint8
         except Exception as e:  # noqa: BLE001 (PIL raises several error types for damaged files)
             raise SampleSkipped("corrupt_image", f"{key}: the .{ext} does not decode ({type(e).__name__}: {e})") from None
