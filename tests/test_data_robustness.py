@@ -108,7 +108,7 @@ def test_skips_in_dataloader_workers_are_counted_in_the_main_process(tmp_path, c
     assert "samples skipped so far" in caplog.text
 
 
-def test_lightning_trainer_runs_on_the_datamodule_without_validation(tmp_path):
+def test_lightning_trainer_runs_on_the_datamodule_with_and_without_validation(tmp_path):
     import pytorch_lightning as pl
 
     write_video_shards(tmp_path, num_shards=1, per_shard=4)
