@@ -95,6 +95,8 @@ def test_split_at_cuts_covers_every_frame_once():
     assert split_at_cuts(10, [3, 7]) == [(0, 3), (3, 7), (7, 10)]
     assert split_at_cuts(5, []) == [(0, 5)]
     assert split_at_cuts(5, [0, 5, 9]) == [(0, 5)]
+    assert split_at_cuts(25, [5], max_frames=8) == [(0, 5), (5, 11), (11, 18), (18, 25)]
+    assert split_at_cuts(16, [], max_frames=8) == [(0, 8), (8, 16)]
 
 
 def test_motion_bucket_mappings_round_trip(tmp_path):

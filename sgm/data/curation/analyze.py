@@ -98,7 +98,10 @@ def analyze_video(path: Union[str, Path], cfg: CurationConfig) -> dict:
         scan = scan_video(path, cfg.decode, cfg.cuts, cfg.motion)
         base_caption = sidecar_caption(path) if cfg.caption.sidecar else None
         clips: List[dict] = []
-        for index, (start, end) in enumerate(split_at_cuts(scan.info.num_frames, scan.cuts)):
+        max_frames = None
+        if cfg.cuts.max_clip_seconds is not None:
+            max_frames = max(1, int(cfg.cuts.max_clip_seconds * scan.info.fps))
+        for index, (start, end) in enumerate(split_at_cuts(scan.info.num_frames, scan.cuts, max_frames)):
             clips.append({"clip_id": clip_id(vid, index), **_score_clip(scan, start, end, base_caption, cfg)})
     except VideoReadError as e:
         logger.warning("skipping unreadable video %s: %s", path, e)

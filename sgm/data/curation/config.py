@@ -50,12 +50,15 @@ class CutConfig:
             camera motion than `content`), e.g. `{adaptive_threshold: 3.0}`.
         min_scene_len: minimum clip length in frames; given to every detector and used to merge cuts of
             different detectors that are closer than this.
+        max_clip_seconds: scenes longer than this are split into equal pieces no longer than it, so each
+            piece is scored (and kept or dropped) on its own; null keeps whole scenes.
     """
 
     content: Optional[Dict[str, Any]] = field(default_factory=lambda: {"threshold": 27.0})
     threshold: Optional[Dict[str, Any]] = field(default_factory=lambda: {"threshold": 12.0, "fade_bias": 0.0})
     adaptive: Optional[Dict[str, Any]] = None
     min_scene_len: int = 15
+    max_clip_seconds: Optional[float] = None
 
 
 @dataclass
@@ -252,6 +255,8 @@ def _validate(cfg: CurationConfig) -> None:
         raise ValueError(f"motion.flow_width must be at least 16 pixels, got {cfg.motion.flow_width}")
     if cfg.cuts.min_scene_len < 1:
         raise ValueError(f"cuts.min_scene_len must be >= 1 frame, got {cfg.cuts.min_scene_len}")
+    if cfg.cuts.max_clip_seconds is not None and cfg.cuts.max_clip_seconds <= 0:
+        raise ValueError(f"cuts.max_clip_seconds must be positive or null, got {cfg.cuts.max_clip_seconds}")
     if cfg.buckets.method not in ("quantile", "linear", "log"):
         raise ValueError(f"buckets.method must be quantile, linear or log, got {cfg.buckets.method!r}")
     if cfg.output.shard_size < 1:

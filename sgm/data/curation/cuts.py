@@ -1,5 +1,5 @@
 """Scene-cut detection with PySceneDetect detectors, and splitting a video into clips at the cuts."""
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from .config import CutConfig
 
@@ -60,7 +60,17 @@ class CutDetector:
         return merged
 
 
-def split_at_cuts(num_frames: int, cuts: Sequence[int]) -> List[Tuple[int, int]]:
-    """Half-open frame ranges [start, end) between consecutive cuts, covering all `num_frames` frames."""
+def split_at_cuts(num_frames: int, cuts: Sequence[int], max_frames: Optional[int] = None) -> List[Tuple[int, int]]:
+    """Half-open frame ranges [start, end) between consecutive cuts, covering all `num_frames` frames.
+
+    With `max_frames`, a longer scene is split into the fewest equal-length pieces of at most `max_frames`.
+    """
     bounds = [0] + [c for c in sorted(cuts) if 0 < c < num_frames] + [num_frames]
-    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    spans = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if b <= a:
+            continue
+        pieces = 1 if max_frames is None else -(-(b - a) // max_frames)  # ceil
+        edges = [a + (b - a) * i // pieces for i in range(pieces + 1)]
+        spans.extend(zip(edges[:-1], edges[1:]))
+    return spans
