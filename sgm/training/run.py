@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 def setup_logging() -> None:
     """INFO on rank zero, warnings only on the other ranks."""
     level = logging.INFO if rank_zero_only.rank == 0 else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # no-op if handlers exist
+    logging.getLogger().setLevel(level)
 
 
 def make_resumable(datamodule: pl.LightningDataModule) -> None:
