@@ -29,12 +29,15 @@ class DecodeConfig:
         analysis_width: width of the colour frames kept for text detection, CLIP and captions.
         jpeg_quality: the kept colour frames are held JPEG-compressed in memory at this quality (0-100), so a
             long video costs tens of kB per sampled frame rather than a raw frame.
+        threads: decoder threads per worker process (0: FFmpeg's choice, frame + slice threading); 1 suits
+            as many workers as cores, 0 suits few workers.
     """
 
     detect_width: int = 256
     sample_fps: float = 2.0
     analysis_width: int = 384
     jpeg_quality: int = 92
+    threads: int = 1
 
 
 @dataclass

@@ -56,7 +56,9 @@ def scan_video(path: Union[str, Path], decode: DecodeConfig, cuts: CutConfig, mo
     count = 0
     try:
         with av.open(str(path)) as container:
-            for frame in container.decode(video=0):
+            stream = container.streams.video[0]
+            stream.thread_type, stream.codec_context.thread_count = "AUTO", decode.threads
+            for frame in container.decode(stream):
                 small = frame.reformat(width=detect_w, height=detect_h, format="bgr24").to_ndarray()
                 detector.process(count, small)  # (h, w, 3) BGR
                 if _sample_indices_due(count, info.fps, decode.sample_fps):
