@@ -2,6 +2,7 @@
 import logging
 import os
 import sys
+import warnings
 from typing import Optional, Sequence
 
 import pytorch_lightning as pl
@@ -67,6 +68,8 @@ def save_config(cfg: DictConfig, run_dir: RunDir, resumed: bool) -> None:
 def run(argv: Optional[Sequence[str]] = None) -> int:
     """Train as main.py does; returns the process exit code."""
     setup_logging()
+    # NOTE: the autoencoder and the frozen embedders stay in eval mode on purpose.
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     args = parse_args(argv)
     cfg, run_dir, resume_ckpt = resolve_run(args)
     check_config(cfg)
