@@ -1,13 +1,36 @@
 """`ShardDataModule`: the LightningDataModule shared by the video and image shard datasets."""
 import logging
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ShardDataModule"]
+__all__ = ["EpochDataLoader", "ShardDataModule"]
+
+
+class EpochDataLoader(DataLoader):
+    """A DataLoader that tells its dataset which epoch it is about to read (`dataset.set_epoch`).
+
+    With a seeded `ShardDataset` the stream of each epoch is then fixed, so a run resumed from a checkpoint
+    reads the same data as an uninterrupted one. (Lightning only passes epochs to samplers, which iterable
+    datasets do not have.)
+
+    Args:
+        epoch_fn: returns the epoch of the next iteration, or None to let the dataset count on its own.
+        *args, **kwargs: `torch.utils.data.DataLoader` arguments.
+    """
+
+    def __init__(self, epoch_fn: Callable[[], Optional[int]], *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.epoch_fn = epoch_fn
+
+    def __iter__(self):
+        epoch = self.epoch_fn()
+        if epoch is not None:
+            self.dataset.set_epoch(epoch)
+        return super().__iter__()
 
 
 def _as_kwargs(config: Any, name: str) -> Dict[str, Any]:
@@ -85,12 +108,18 @@ class ShardDataModule(pl.LightningDataModule):
         if self.validation_dataset is None and self.validation_kwargs is not None and stage in (None, "fit", "validate"):
             self.validation_dataset = self.dataset_class(**self.validation_kwargs)
 
+    def current_epoch(self) -> Optional[int]:
+        """Lightning's current epoch, or None when no trainer is attached."""
+        trainer = getattr(self, "trainer", None)
+        return None if trainer is None else trainer.current_epoch
+
     def _loader(self, dataset) -> DataLoader:
         dataset.remember_rank()  # DDP has started by now; spawned workers need the rank handed to them
         extra = {}
         if self.num_workers > 0:
             extra = {"persistent_workers": self.persistent_workers, "prefetch_factor": self.prefetch_factor}
-        return DataLoader(
+        return EpochDataLoader(
+            self.current_epoch,
             dataset,
             batch_size=self.batch_size,
             num_workers=self.num_workers,

@@ -39,9 +39,10 @@ class ShardDataset(IterableDataset):
             shuffle buffer varies it.
         seed: None: clip/crop/noise randomness comes from torch's global generator (seeded per DataLoader
             worker by PyTorch, reproducible under `seed_everything`). An int: each rank and worker uses its own
-            generator seeded from (seed, rank, worker, pass), as do the shuffle buffer and resampling, so the
-            data does not depend on the model's random draws. A fresh worker starts at pass 0, so use
-            `persistent_workers` for different data every epoch.
+            generator seeded from (seed, rank, worker, epoch), as do the shuffle buffer and resampling, so the
+            data stream is a function of the epoch alone: independent of the model's random draws, and the
+            same again when a run is resumed. The data modules pass Lightning's epoch in (`set_epoch`);
+            otherwise each new iteration in a process counts as the next epoch.
         keep_key: also yield `__key__` (the sample id), for debugging and tests; off for training batches.
     """
 
@@ -68,7 +69,7 @@ class ShardDataset(IterableDataset):
         self.seed = seed
         self.keep_key = keep_key
         self.counter = SkipCounter()
-        self._passes = 0  # iterations started in this process
+        self._next_epoch = 0  # the epoch the next iteration in this process belongs to
         self.node: Optional[Tuple[int, int]] = None
         self.remember_rank()
 
@@ -83,6 +84,12 @@ class ShardDataset(IterableDataset):
 
         if torch.utils.data.get_worker_info() is None:
             self.node = tuple(wds.utils.pytorch_worker_info()[:2])
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration epoch `epoch` (with `seed`, each epoch's stream is fixed). Call it in the
+        process that creates the DataLoader iterator; workers made from this dataset inherit it, and
+        persistent workers count on from it."""
+        self._next_epoch = int(epoch)
 
     @property
     def skipped(self) -> Dict[str, int]:
@@ -101,7 +108,8 @@ class ShardDataset(IterableDataset):
         if in_worker and world_size == 1 and self.node is not None and self.node[1] > 1:
             rank, world_size = self.node  # a spawned worker: tell webdataset the rank it cannot see
             os.environ["RANK"], os.environ["WORLD_SIZE"] = str(rank), str(world_size)
-        if not self.resampled and self._passes == 0 and worker == 0 and len(self.urls) < world_size * num_workers:
+        epoch, self._next_epoch = self._next_epoch, self._next_epoch + 1
+        if not self.resampled and epoch == 0 and worker == 0 and len(self.urls) < world_size * num_workers:
             logger.warning(
                 "%d shards for %d ranks x %d workers: some workers get no shards; write more shards or use "
                 "resampled=True",
@@ -111,9 +119,8 @@ class ShardDataset(IterableDataset):
             )
         generator, pipe_seed = None, None
         if self.seed is not None:
-            pipe_seed = wds.utils.make_seed(self.seed, rank, worker, self._passes)
+            pipe_seed = wds.utils.make_seed(self.seed, rank, worker, epoch)
             generator = torch.Generator().manual_seed(pipe_seed)
-        self._passes += 1
         pipeline = shard_pipeline(
             self.urls,
             functools.partial(self.decode, generator=generator),
