@@ -328,3 +328,43 @@ def test_switching_models_replaces_the_pipeline_and_its_defaults(tmp_path):
     text, opts = handlers.load_model("1")
     assert text.startswith("**Loaded model:** svd:") and (opts.width, opts.num_frames) == (128, 2)
     assert handlers.selected_key() == "1" and built == [str(weights)] * 2
+
+
+def test_page_queues_generation_and_model_loads_together(tiny_handlers):
+    from sgm.demo.ui import build_demo
+
+    demo = build_demo(tiny_handlers, max_queue=3)
+    fns = {f.name: f for f in demo.fns.values()}
+    for name in ("on_generate", "on_load"):
+        assert (fns[name].concurrency_id, fns[name].concurrency_limit) == ("model", 1)
+    assert demo._queue.max_size == 3
+
+
+def test_launch_binds_locally_limits_uploads_and_serves_only_outputs(tmp_path):
+    from sgm.demo.launch import launch_kwargs
+
+    kwargs = launch_kwargs(DemoSettings(output_folder=str(tmp_path / "out"), max_upload_mb=2))
+    assert (kwargs["server_name"], kwargs["server_port"], kwargs["share"]) == ("127.0.0.1", 7860, False)
+    assert kwargs["max_file_size"] == 2 * 2**20
+    assert kwargs["allowed_paths"] == [str((tmp_path / "out").resolve())]
+    assert launch_kwargs(DemoSettings(share=True, host="0.0.0.0"))["share"] is True
+
+
+def test_weights_that_do_not_fit_the_config_stop_the_app_at_start(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from sgm.demo.launch import prepare
+
+    wrong = tmp_path / "other.safetensors"
+    save_file({"model.diffusion_model.out.2.bias": torch.zeros(3)}, str(wrong))
+    with pytest.raises(SystemExit, match="could not load custom config .*other.safetensors.*shape"):
+        prepare(DemoSettings(version=None, config=str(TINY_CONFIG), ckpt=str(wrong), device="cpu",
+                             output_folder=str(tmp_path)))
+
+
+def test_torch_out_of_memory_gets_the_same_advice():
+    import torch
+
+    message = error_message(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9 GiB\nmore"))
+    assert message.startswith("**Out of memory:** CUDA out of memory. Tried to allocate 9 GiB;") and "offload" in message

@@ -134,6 +134,7 @@ class DemoHandlers:
             result = pipe.generate(image, opts, progress=progress)
             paths = write_outputs(result, self.output_folder, opts.seed, formats)
         except Exception as e:  # noqa: BLE001 - shown in the page; the app keeps serving
+            _release_cached_memory()  # what the failed attempt held, so the next one can fit
             return None, None, f"{error_message(e)} No video was made."
         files = downloads(paths)
         frames = len(result.frames)
@@ -141,3 +142,13 @@ class DemoHandlers:
                    f"Saved with its settings as `{paths['mp4'].with_suffix('')}.*`")
         logger.info("wrote %s", ", ".join(files))
         return str(paths["mp4"]), files, message
+
+
+def _release_cached_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

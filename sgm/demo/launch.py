@@ -40,17 +40,21 @@ def launch(settings: DemoSettings, handlers: Optional[DemoHandlers] = None) -> N
     handlers = handlers or prepare(settings)
     output_folder = Path(settings.output_folder).resolve()
     output_folder.mkdir(parents=True, exist_ok=True)
-    demo = build_demo(handlers)
-    # One queue for generations and model loads: `concurrency` at a time, `max_queue` waiting.
-    demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.max_queue)
+    demo = build_demo(handlers, max_queue=settings.max_queue)
     if not settings.is_local_only:
         logger.warning("the demo is reachable from other machines (%s); anyone who reaches it can use "
                        "this machine's GPU and download every output in %s",
                        "public share link" if settings.share else f"--host {settings.host}", output_folder)
-    demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
-                max_file_size=int(settings.max_upload_mb * 1024 * 1024), allowed_paths=[str(output_folder)],
+    demo.launch(**launch_kwargs(settings), css=CSS)
+
+
+def launch_kwargs(settings: DemoSettings) -> dict:
+    """Keywords for `gr.Blocks.launch`: where to listen, the upload limit, which files may be served."""
+    return dict(server_name=settings.host, server_port=settings.port, share=settings.share,
+                max_file_size=int(settings.max_upload_mb * 1024 * 1024),  # refused by the page and the server
+                allowed_paths=[str(Path(settings.output_folder).resolve())],  # the videos, nothing else
                 show_error=False, ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False,
-                css=CSS, inbrowser=False)
+                inbrowser=False)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -23,8 +23,9 @@ def _defaults_values(opts) -> list:
     return [getattr(opts, name) for name, *_ in SLIDERS] + [getattr(opts, name) for name, *_ in SIZE_SLIDERS]
 
 
-def build_demo(handlers: DemoHandlers):
-    """The gr.Blocks page for `handlers` (not launched)."""
+def build_demo(handlers: DemoHandlers, max_queue: int = 16):
+    """The gr.Blocks page for `handlers`, queued (not launched): generations and model loads share
+    one queue that runs `handlers.concurrency` at a time and holds at most `max_queue` waiting."""
     import gradio as gr
 
     defaults = handlers.defaults()
@@ -112,4 +113,5 @@ def build_demo(handlers: DemoHandlers):
                           concurrency_id="model", concurrency_limit=handlers.concurrency)
         dice.click(random_seed, None, seed, queue=False)
         demo.load(lambda: handlers.slot.status(), None, status, queue=False)
+    demo.queue(default_concurrency_limit=handlers.concurrency, max_size=max_queue)
     return demo
