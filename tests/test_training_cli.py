@@ -153,3 +153,22 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert len(run_dirs) == 1  # the second process reused the first one's run directory
     ckpt = _ckpt(run_dirs[0] / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == 2
+
+
+@pytest.mark.parametrize("config", ["configs/svd_xt.yaml", "configs/svd.yaml"])
+def test_full_size_configs_build_in_a_dry_run(config, capsys):
+    """The stage-3 configs build (on the meta device) and carry the paper's settings."""
+    assert _main(["--base", str(REPO / config), "--dry-run"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    params = cfg["model"]["params"]
+    frames = 25 if "xt" in config else 14
+    assert cfg["data"]["params"]["train"]["num_frames"] == frames and cfg["data"]["params"]["train"]["size"] == [576, 1024]
+    assert params["sampler_config"]["params"]["guider_config"]["params"]["num_frames"] == frames
+    sigma = params["loss_fn_config"]["params"]["sigma_sampler_config"]["params"]
+    assert (sigma["p_mean"], sigma["p_std"]) == (1.0, 1.6)
+    assert params["network_config"]["params"]["use_checkpoint"] is True
+    assert cfg["lightning"]["trainer"]["precision"] == "bf16-mixed" and params["use_ema"] is True
+    # the model keys are the inference config's, so the official checkpoints load
+    inference = yaml.safe_load((REPO / "configs" / "inference" / Path(config).name).read_text())["model"]["params"]
+    for key in ("network_config", "denoiser_config", "first_stage_config"):
+        assert params[key] == inference[key], key

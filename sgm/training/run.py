@@ -2,6 +2,7 @@
 import logging
 import os
 import sys
+import time
 import warnings
 from typing import Optional, Sequence
 
@@ -9,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from ..util import instantiate_from_config
 from .cli import parse_args
@@ -60,9 +62,31 @@ def resolve_run(args) -> tuple:
 def save_config(cfg: DictConfig, run_dir: RunDir, resumed: bool) -> None:
     if rank_zero_only.rank != 0:
         return
-    name = CONFIG_NAME if not (run_dir.configs / CONFIG_NAME).exists() else f"config_resumed_{os.getpid()}.yaml"
+    name = CONFIG_NAME if not (run_dir.configs / CONFIG_NAME).exists() else f"config_resumed_{time.strftime('%Y-%m-%dT%H-%M-%S')}.yaml"
     OmegaConf.save(cfg, run_dir.configs / name, resolve=True)
     logger.info("config saved to %s", run_dir.configs / name)
+
+
+def dry_run(cfg: DictConfig, run_dir: RunDir, seed: int) -> int:
+    """Build the model (on the meta device: every constructor runs, no memory is used, no weights are
+    read), the data module and the trainer; print the resolved config."""
+    model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
+    ckpt = model_cfg.get("params", {}).pop("ckpt_path", None)
+    if ckpt and not os.path.isfile(ckpt):
+        logger.warning("model.params.ckpt_path %s does not exist (a real run would fail)", os.path.abspath(ckpt))
+    with torch.device("meta"):
+        model = instantiate_from_config(model_cfg)
+    instantiate_from_config(cfg.data)
+    try:
+        trainer = build_trainer(cfg, run_dir, seed)
+    except MisconfigurationException as e:  # e.g. a GPU config checked on a machine without GPUs
+        logger.warning("the trainer cannot be built on this machine: %s", e)
+    else:
+        model.learning_rate = learning_rate(cfg, trainer)
+    sys.stdout.write(to_yaml(cfg))
+    n = sum(p.numel() for p in model.parameters())
+    logger.info("dry run: model (%.0fM parameters) and data built; run directory would be %s", n / 1e6, run_dir.root)
+    return 0
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
@@ -75,16 +99,11 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     check_config(cfg)
     pl.seed_everything(args.seed, workers=True)
 
+    if args.dry_run:
+        return dry_run(cfg, run_dir, args.seed)
     model = instantiate_from_config(cfg.model)
     datamodule = instantiate_from_config(cfg.data)
     make_resumable(datamodule)
-    if args.dry_run:
-        trainer = build_trainer(cfg, run_dir, args.seed)
-        model.learning_rate = learning_rate(cfg, trainer)
-        sys.stdout.write(to_yaml(cfg))
-        logger.info("dry run: model, data and trainer built; run directory would be %s", run_dir.root)
-        return 0
-
     run_dir.make()
     save_config(cfg, run_dir, resume_ckpt is not None)
     trainer = build_trainer(cfg, run_dir, args.seed)
