@@ -11,7 +11,7 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Iterator, List, Optional, Union
+from typing import Iterator, Optional, Union
 
 __all__ = ["video_id", "clip_id", "record_path", "write_record", "read_record", "iter_records", "atomic_write_bytes"]
 
@@ -65,7 +65,3 @@ def iter_records(work_dir: Union[str, Path]) -> Iterator[dict]:
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         yield json.loads(path.read_text())
 
-
-def list_record_ids(work_dir: Union[str, Path]) -> List[str]:
-    folder = Path(work_dir) / "records"
-    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
