@@ -41,7 +41,8 @@ def test_windows_cover_each_frame_once_with_context(T, decoding_t, overlap):
 def test_windows_reject_a_chunk_without_room():
     with pytest.raises(ValueError, match="decoding_t > 2 \\* overlap"):
         chunk_windows(25, 6, 3)
-    assert effective_overlap(25, 6, 3) == 2
+    with pytest.warns(UserWarning, match="using overlap 2"):
+        assert effective_overlap(25, 6, 3) == 2
     assert effective_overlap(4, 4, 3) == 3  # one window: nothing to lower
 
 

@@ -14,6 +14,7 @@ with the overlap. docs/sampling.md gives the measured error, time and memory per
 (scripts/benchmark/decoder_overlap.py) and why the default is what it is.
 """
 import logging
+import warnings
 from typing import Callable, Iterator, List, Optional, Tuple
 
 import torch
@@ -53,8 +54,8 @@ def effective_overlap(num_frames: int, decoding_t: int, overlap: int) -> int:
     if num_frames <= decoding_t or decoding_t > 2 * overlap:
         return overlap
     lowered = (decoding_t - 1) // 2
-    logger.warning("decoding_overlap=%d needs decoding_t > %d; using overlap %d with decoding_t=%d",
-                   overlap, 2 * overlap, lowered, decoding_t)
+    warnings.warn(f"decoding_overlap={overlap} needs decoding_t > {2 * overlap}; using overlap {lowered} with "
+                  f"decoding_t={decoding_t}", stacklevel=2)
     return lowered
 
 

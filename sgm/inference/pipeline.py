@@ -89,6 +89,8 @@ class VideoPipeline:
                 raise ValueError("pass a version (e.g. 'svd_xt') or a config")
             config = version_config(version)
         config_name = str(config) if isinstance(config, (str, os.PathLike)) else "<in-memory config>"
+        if version is not None and Path(config_name).name != f"{version}.yaml":
+            version = None  # a custom config: the version names no official file
         cfg = load_config(config)
         if "model" not in cfg:
             raise ValueError(f"{config_name} has no `model:` section")
@@ -97,7 +99,7 @@ class VideoPipeline:
         ckpt_path = None
         if not random_weights:
             default_ckpt = (cfg.get("sampling") or {}).get("checkpoint") or cfg.model.get("params", {}).get("ckpt_path")
-            ckpt_path = resolve_checkpoint(ckpt, default_ckpt, version if config_name.endswith(f"{version}.yaml") else None)
+            ckpt_path = resolve_checkpoint(ckpt, default_ckpt, version)
         storage = torch.device("cpu") if offload else device
         t0 = time.perf_counter()
         model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
@@ -110,7 +112,7 @@ class VideoPipeline:
             release_unused_weights(model)
         if ff_chunk_size is not None:
             set_ff_chunk_size(model, ff_chunk_size)
-        info = {"version": version if config_name.endswith(f"{version}.yaml") else None, "config": config_name,
+        info = {"version": version, "config": config_name,
                 "ckpt": ckpt_path, "dtype": str(torch_dtype).replace("torch.", ""), "offload": bool(offload),
                 "ff_chunk_size": ff_chunk_size}
         return cls(model, cfg, device=device, offload=offload, info=info)
