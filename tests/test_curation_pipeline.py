@@ -148,3 +148,15 @@ def test_job_array_tasks_then_shard_step_match_a_single_run(curated, tmp_path, c
 
     assert names_and_json(tmp_path / "array" / "shards") == names_and_json(root / "out" / "shards")
     assert (tmp_path / "array" / "motion_buckets.json").read_text() == (root / "out" / "motion_buckets.json").read_text()
+
+
+def test_benchmark_script_reports_throughput(tmp_path, capsys):
+    from scripts.data.bench_curation import main
+
+    assert main(["--videos", "2", "--seconds", "5", "--scene-seconds", "2.5", "--size", "112x192", "--fps", "12",
+                 "--workers", "0", "--keep", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "videos/s" in out and "clips/s" in out and "(clips 4, kept" in out
+    kept = int(out.split("(clips 4, kept ")[1].split(")")[0])
+    members = [n for m in shard_members(tmp_path / "out" / "shards").values() for n, _ in m if n.endswith(".json")]
+    assert len(members) == kept
