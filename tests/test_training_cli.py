@@ -172,3 +172,27 @@ def test_full_size_configs_build_in_a_dry_run(config, capsys):
     inference = yaml.safe_load((REPO / "configs" / "inference" / Path(config).name).read_text())["model"]["params"]
     for key in ("network_config", "denoiser_config", "first_stage_config"):
         assert params[key] == inference[key], key
+
+
+def test_strategy_config_and_learning_rate_scaling(tmp_path):
+    from omegaconf import OmegaConf
+
+    from sgm.training.rundir import RunDir
+    from sgm.training.trainer import build_trainer, learning_rate, trainer_kwargs
+
+    cfg = OmegaConf.create({
+        "model": {"base_learning_rate": 1.0e-5},
+        "data": {"params": {"batch_size": 3}},
+        "lightning": {"trainer": {"accelerator": "cpu", "devices": 1, "accumulate_grad_batches": 2,
+                                  "strategy": {"target": "pytorch_lightning.strategies.DDPStrategy",
+                                               "params": {"process_group_backend": "gloo"}}}},
+    })
+    kwargs = trainer_kwargs(cfg)
+    assert type(kwargs["strategy"]).__name__ == "DDPStrategy"
+    trainer = build_trainer(cfg, RunDir(tmp_path), seed=0)
+    assert learning_rate(cfg, trainer) == 1.0e-5  # scale_lr off by default
+    cfg.lightning.scale_lr = True
+    assert learning_rate(cfg, trainer) == pytest.approx(1.0e-5 * 3 * 2)  # batch x accumulate x 1 device x 1 node
+    cfg.lightning.trainer.callbacks = []
+    with pytest.raises(ValueError, match="lightning.callbacks"):
+        build_trainer(cfg, RunDir(tmp_path), seed=0)
