@@ -99,7 +99,7 @@ class ModelSlot:
                 self.pipe = self.loader(version=choice.version, config=choice.config, ckpt=choice.ckpt, **self.load_kwargs)
             except Exception as e:
                 self.error = str(e)
-                logger.warning("could not load %s: %s", choice.label, e)
+                logger.info("could not load %s: %s", choice.label, e)
                 raise
             self.error = None
             logger.info("loaded %s", choice.label)
