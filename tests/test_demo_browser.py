@@ -138,7 +138,7 @@ def test_upload_preview_generate_and_play(app, page, tmp_path):
     page.click("#generate")
     page.wait_for_selector("#output-video video", timeout=120_000)
     progress_texts = page.evaluate("() => Array.from(window.progressTexts)")
-    assert any(re.search(r"\d/4 steps.*Sampling - \d", t, re.S) for t in progress_texts), progress_texts
+    assert any(re.search(r"\d/4 steps.*Sampling - \d", t, re.DOTALL) for t in progress_texts), progress_texts
     # The browser parsed the H.264 stream: metadata with a duration and the frame size.
     page.wait_for_function("() => { const v = document.querySelector('#output-video video');"
                            " return v && v.readyState >= 1 && v.duration > 0 && v.videoWidth > 0; }")

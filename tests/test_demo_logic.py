@@ -2,6 +2,7 @@
 values, outputs, error messages, the model slot and the handlers on the tiny model."""
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,6 @@ from sgm.demo.preview import crop_box, draw_crop_preview
 from sgm.demo.uploads import UploadError, read_upload
 from sgm.inference import MissingCheckpointError, OutOfMemoryError, VideoPipeline
 from sgm.inference.images import cover_and_crop
-
 from tests.helpers import TINY_CONFIG, build_tiny_model, tiny_config
 
 
@@ -212,7 +212,7 @@ def test_missing_checkpoint_starts_the_app_and_says_which_file(tmp_path):
     assert (mp4, files) == (None, None)
     assert message.startswith("**Missing checkpoint:**") and "absent.safetensors" in message
     assert message.endswith("No video was made.")
-    preview, first, text = handlers.preview(str(image), 128, 64, 0.5, 0.5)
+    _, first, text = handlers.preview(str(image), 128, 64, 0.5, 0.5)
     assert text == "" and first.size == (128, 64)
 
 
@@ -261,7 +261,7 @@ def test_generate_writes_video_settings_and_reports_progress(tiny_handlers, tmp_
         frames = list(container.decode(stream))
         assert stream.codec_context.name == "h264"
     assert len(frames) == 4 and (frames[0].width, frames[0].height) == (128, 64)
-    settings = json.loads(open(files[-1]).read())
+    settings = json.loads(Path(files[-1]).read_text())
     assert (settings["base_seed"], settings["num_frames"], settings["crop_offset"]) == (7, 4, [0.5, 0.5])
     sampling = [c[:2] for c in calls if c[2] == "sampling"]
     assert sampling[-1] == (2, 2) and any(c[2] == "decoding" for c in calls)
@@ -276,6 +276,13 @@ def test_generate_errors_become_messages(tiny_handlers, tmp_path):
     assert tiny_handlers.generate(str(good), form(seed=-3))[2].startswith("**Invalid setting:** seed")
 
 
+def test_pipeline_warnings_are_shown_as_notes(tiny_handlers, tmp_path):
+    image = tmp_path / "in.png"
+    gradient(64, 64).save(image)
+    message = tiny_handlers.generate(str(image), form(width=64, num_frames=2, decoding_t=2, num_steps=1))[2]
+    assert message.startswith("**Done:** 2 frames") and "Note: sampling at 64x64" in message
+
+
 def test_out_of_memory_is_reported_with_advice(tiny_handlers, tmp_path, monkeypatch):
     def oom(*args, **kwargs):
         raise OutOfMemoryError("sampling", "CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -283,14 +290,14 @@ def test_out_of_memory_is_reported_with_advice(tiny_handlers, tmp_path, monkeypa
     monkeypatch.setattr(tiny_handlers.slot.pipe, "generate", oom)
     image = tmp_path / "in.png"
     gradient(64, 64).save(image)
-    mp4, files, message = tiny_handlers.generate(str(image), form())
+    mp4, _, message = tiny_handlers.generate(str(image), form())
     assert mp4 is None and message.startswith("**Out of memory:**") and "offload" in message
 
 
 def test_preview_uses_the_pipeline_crop(tiny_handlers, tmp_path):
     image = tmp_path / "in.png"
     gradient(300, 300).save(image)
-    framed, first, text = tiny_handlers.preview(str(image), 128, 64, 0.5, 1.0)
+    _, first, text = tiny_handlers.preview(str(image), 128, 64, 0.5, 1.0)
     assert text == "" and first.size == (128, 64)
     expected = tiny_handlers.slot.pipe.prepare_image(str(image), form(crop_y=1.0).to_options())
     assert np.array_equal(np.asarray(first), np.asarray(expected))

@@ -2,6 +2,7 @@
 values plus a Markdown message, so it can be tested directly and never lets an error escape."""
 import logging
 import threading
+import warnings
 from collections import OrderedDict
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -131,7 +132,11 @@ class DemoHandlers:
             pipe = self.slot.pipe
             if pipe is None:
                 pipe = self.slot.load(self.slot.choice or self.choices[0])
-            result = pipe.generate(image, opts, progress=progress)
+            # NOTE: catch_warnings swaps process-wide state; generations are serialised by the queue
+            # (concurrency 1 by default), so the notes caught are this generation's.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = pipe.generate(image, opts, progress=progress)
             paths = write_outputs(result, self.output_folder, opts.seed, formats)
         except Exception as e:  # noqa: BLE001 - shown in the page; the app keeps serving
             _release_cached_memory()  # what the failed attempt held, so the next one can fit
@@ -140,6 +145,8 @@ class DemoHandlers:
         frames = len(result.frames)
         message = (f"**Done:** {frames} frames at {result.fps} fps, seed {opts.seed}. "
                    f"Saved with its settings as `{paths['mp4'].with_suffix('')}.*`")
+        notes = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning))
+        message += "".join(f"\n\nNote: {note}" for note in notes)  # e.g. sampling off the trained size
         logger.info("wrote %s", ", ".join(files))
         return str(paths["mp4"]), files, message
 

@@ -66,7 +66,7 @@ def build_demo(handlers: DemoHandlers, max_queue: int = 16):
                                                   info=info, elem_id=name)
                                         for name, label, lo, hi, step, info in SLIDERS[pair:pair + 2]]
                     with gr.Row():
-                        seed = gr.Number(value=23, precision=0, minimum=0, label="Seed", elem_id="seed", scale=3)
+                        seed = gr.Number(value=defaults.seed, precision=0, minimum=0, label="Seed", elem_id="seed", scale=3)
                         dice = gr.Button("Random seed", elem_id="random-seed", scale=1)
                     formats = gr.CheckboxGroup(list(EXTRA_FORMATS), value=["gif", "webp"],
                                                label="Also write (mp4 is always written)", elem_id="formats")
@@ -90,7 +90,7 @@ def build_demo(handlers: DemoHandlers, max_queue: int = 16):
 
         def on_generate(path, extra, x, y, width, height, *values, progress=gr.Progress()):
             *sampling, seed_value = values
-            named = dict(zip((name for name, *_ in SLIDERS), sampling))
+            named = dict(zip((name for name, *_ in SLIDERS), sampling, strict=True))
             form = FormValues(**named, seed=seed_value, width=width, height=height, crop_x=x, crop_y=y)
 
             def report(step: int, total: int, stage: str) -> None:

@@ -30,8 +30,8 @@ def read_upload(path: Optional[str], max_pixels: int = MAX_PIXELS) -> Image.Imag
     if size[0] * size[1] > max_pixels:
         raise UploadError(f"{name} is {size[0]}x{size[1]} pixels, more than the {max_pixels / 1e6:.0f} MP this demo "
                           f"accepts; downscale it first")
-    from ..inference.images import load_image
     from ..inference import InferenceError
+    from ..inference.images import load_image
 
     try:
         return load_image(path)
