@@ -151,11 +151,13 @@ def test_random_seed_in_range():
 
 
 # -- outputs and messages -------------------------------------------------------------------------
-def test_output_stems_do_not_collide(tmp_path):
-    first = output_stem(str(tmp_path), 5)
-    first.with_suffix(".mp4").write_bytes(b"")
-    second = output_stem(str(tmp_path), 5)
-    assert second != first and second.name.startswith(first.name)
+def test_output_stems_do_not_collide(tmp_path, monkeypatch):
+    import sgm.demo.outputs
+
+    monkeypatch.setattr(sgm.demo.outputs.time, "strftime", lambda fmt, t: "20260101-000000")
+    stems = [output_stem(str(tmp_path), 5) for _ in range(3)]  # same second, same seed
+    assert [s.name for s in stems] == ["20260101-000000_seed5", "20260101-000000_seed5_1", "20260101-000000_seed5_2"]
+    assert all(s.with_name(s.name + ".json").is_file() for s in stems)  # reserved
 
 
 def test_downloads_order_and_skip_missing(tmp_path):

@@ -9,12 +9,21 @@ DOWNLOAD_ORDER = ("mp4", "gif", "webp", "webm", "json")
 
 
 def output_stem(folder: str, seed: int) -> Path:
-    """A fresh `<folder>/<UTC time>_seed<seed>[_<n>]` (no extension) that no earlier output uses."""
+    """A fresh `<folder>/<UTC time>_seed<seed>[_<n>]` (no extension) that no earlier output uses.
+
+    The stem is reserved by creating its `.json` exclusively (the settings sidecar later replaces
+    it), so two generations finishing in the same second never share a name.
+    """
     base = Path(folder) / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}_seed{seed}"
     for n in itertools.count():
         stem = base if n == 0 else base.with_name(f"{base.name}_{n}")
-        if not any(stem.parent.glob(stem.name + ".*")):
-            return stem
+        if any(stem.parent.glob(stem.name + ".*")):
+            continue
+        try:
+            stem.with_name(stem.name + ".json").open("x").close()
+        except FileExistsError:
+            continue
+        return stem
     raise AssertionError("unreachable")
 
 
