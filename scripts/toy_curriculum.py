@@ -267,7 +267,7 @@ def run(workdir: Path, steps: int, seed: int, threads: int, log=print) -> dict:
                                   f"train longer (--steps) or see {workdir / (name + '.log')}")
         previous = ckpt
     log("[sample] image-to-video from the stage-3 checkpoint")
-    image = first_frame(data["eval_videos"], workdir / "input.png")
+    image = first_frame(data["eval_videos"], workdir / "cond_frame.png")
     video = sample_video(previous, workdir / "samples", image, threads)
     report["video"] = str(video)
     report["seconds"] = round(time.perf_counter() - t0, 1)
