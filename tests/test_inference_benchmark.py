@@ -20,5 +20,6 @@ def test_benchmark_runs_both_engines_on_the_same_architecture(tmp_path, capsys):
     results = json.loads(out.read_text())["results"]
     ours, theirs = results["ours"], results["diffusers"]
     assert ours["params"] == theirs["params"]  # same architecture, same size
+    assert len(ours["rows"]) == len(theirs["rows"]) == 1
     for r in (ours, theirs):
         assert r["step_s"] > 0 and r["decode_s"] > 0 and r["sample_peak_mib"] > 0

@@ -12,18 +12,15 @@ ViT-H/14 image encoder), shrunk identically by the flags below for a CPU run.
 
 Printed per engine: median seconds per sampling step (one guided UNet evaluation on 2 x T
 frames), seconds to decode the T latents (decoding_t frames per decoder call), peak memory of
-sampling and of decoding (CUDA: max allocated; CPU: peak resident set size of the worker process,
-which includes the weights) and parameter counts; then the ratios ours/theirs. Medians over
---repeats after one warm-up run. Each engine runs in its own worker process so peak memory is its
-own.
+sampling and of decoding above the loaded weights (CUDA: max allocated; CPU: resident set size
+sampled every millisecond), the weights' size and parameter counts; then the ratios ours/theirs.
+Both engines are built in one process and run alternately, one warm-up round then --repeats
+rounds, so that a busy machine slows both alike; medians over the rounds (peaks: maxima).
 """
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,8 +48,6 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--engines", default="ours,diffusers")
     p.add_argument("--json", default=None, help="also write all measurements here")
-    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--worker_out", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     for key, value in SIZES[args.size].items():
         if getattr(args, key) is None:
@@ -111,69 +106,85 @@ def diffusers_pipeline(a, device, dtype):
 
 
 # ------------------------------------------------------------------------------------------ measuring
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 class Meter:
-    """Step timestamps and peak memory of one phase."""
+    """Step timestamps and the peak memory of one phase above its start (CUDA: allocated memory;
+    CPU: the resident set size, sampled every millisecond by a thread)."""
 
     def __init__(self, device):
         import torch
 
         self.torch, self.cuda = torch, device.type == "cuda"
-        self.stamps = []
+        self.stamps, self._peak, self._running = [], 0.0, False
 
     def sync(self):
         if self.cuda:
             self.torch.cuda.synchronize()
 
+    def _sample(self):
+        while self._running:
+            self._peak = max(self._peak, _rss_mib())
+            time.sleep(0.001)
+
     def start(self):
+        import threading
+
         self.sync()
         if self.cuda:
             self.torch.cuda.reset_peak_memory_stats()
+            self._base = self.torch.cuda.memory_allocated() / 2**20
+        else:
+            self._base = self._peak = _rss_mib()
+            self._running = True
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
         self.stamps = [time.perf_counter()]
 
     def stamp(self):
         self.sync()
         self.stamps.append(time.perf_counter())
 
-    def peak_mib(self):
+    def stop(self) -> float:
+        """Peak MiB above the start of the phase."""
+        self.sync()
         if self.cuda:
-            return self.torch.cuda.max_memory_allocated() / 2**20
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+            return self.torch.cuda.max_memory_allocated() / 2**20 - self._base
+        self._running = False
+        self._thread.join()
+        return max(self._peak, _rss_mib()) - self._base
 
     def step_seconds(self):
         deltas = [b - a for a, b in zip(self.stamps, self.stamps[1:])]
         return statistics.median(deltas[1:] if len(deltas) > 1 else deltas)  # the first includes conditioning
 
 
-def run_worker(a):
+def build_engines(a, device, dtype, names):
+    """{name: (sample(steps, meter) -> latents, decode(latents), weights in MiB)}."""
     import numpy as np
     import torch
     from PIL import Image
 
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    device = torch.device(a.device)
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[a.dtype]
     image = Image.fromarray((np.random.default_rng(0).random((a.height, a.width, 3)) * 255).astype(np.uint8))
-    meter = Meter(device)
-    t0 = time.perf_counter()
-    if a.worker == "ours":
+    engines = {}
+    if "ours" in names:
         from sgm.inference import SamplingOptions, VideoPipeline
 
         pipe = VideoPipeline.load(config=our_config(a), device=device, dtype=a.dtype, random_weights=True)
-        params = sum(p.numel() for p in pipe.model.parameters())
         opts = SamplingOptions(seed=0, decoding_overlap=a.decoding_overlap, min_cfg=1.0, max_cfg=3.0)
 
-        def sample(steps):
+        def sample_ours(steps, meter, pipe=pipe):
             o = SamplingOptions(**{**opts.to_dict(), "num_steps": steps, "crop_offset": (0.5, 0.5)})
             return pipe.sample_latents(image, o, progress=lambda i, n, s: meter.stamp())
 
-        def decode(z):
-            return pipe.decode_latents(z, opts)
-    else:
+        engines["ours"] = (sample_ours, lambda z, pipe=pipe: pipe.decode_latents(z, opts), list(pipe.model.parameters()))
+    if "diffusers" in names:
         pipe = diffusers_pipeline(a, device, dtype)
-        params = sum(p.numel() for m in (pipe.unet, pipe.vae, pipe.image_encoder) for p in m.parameters())
 
-        def sample(steps):
+        def sample_theirs(steps, meter, pipe=pipe):
             def on_step(p, i, t, kw):
                 meter.stamp()
                 return kw
@@ -183,26 +194,48 @@ def run_worker(a):
                         generator=torch.Generator().manual_seed(0), output_type="latent",
                         callback_on_step_end=on_step).frames
 
-        def decode(z):
+        def decode_theirs(z, pipe=pipe):
             with torch.no_grad():
                 return pipe.decode_latents(z.to(dtype), a.frames, a.decoding_t)
-    build_s = time.perf_counter() - t0
-    rows = []
-    for r in range(a.repeats + 1):  # the first run warms up
-        meter.start()
-        z = sample(a.steps if r else 1)
-        sample_peak = meter.peak_mib()
-        step_s = meter.step_seconds()
-        meter.start()
-        decode(z)
-        meter.stamp()
-        if r:
-            rows.append({"step_s": step_s, "decode_s": meter.stamps[-1] - meter.stamps[0],
-                         "sample_peak_mib": sample_peak, "decode_peak_mib": meter.peak_mib()})
-    out = {"engine": a.worker, "params": params, "build_s": build_s, "rows": rows,
-           "step_s": statistics.median(r["step_s"] for r in rows), "decode_s": statistics.median(r["decode_s"] for r in rows),
-           "sample_peak_mib": max(r["sample_peak_mib"] for r in rows), "decode_peak_mib": max(r["decode_peak_mib"] for r in rows)}
-    Path(a.worker_out).write_text(json.dumps(out))
+
+        params = [p for m in (pipe.unet, pipe.vae, pipe.image_encoder) for p in m.parameters()]
+        engines["diffusers"] = (sample_theirs, decode_theirs, params)
+    return engines
+
+
+def measure(a, names):
+    """Both engines in this process, alternating run by run so that a busy machine slows both alike."""
+    import torch
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[a.dtype]
+    engines = build_engines(a, device, dtype, names)
+    rows = {name: [] for name in names}
+    meter = Meter(device)
+    for r in range(a.repeats + 1):  # the first round warms up
+        for name in names:
+            sample, decode, _ = engines[name]
+            meter.start()
+            z = sample(a.steps if r else 1, meter)
+            sample_mib = meter.stop()
+            step_s = meter.step_seconds()
+            meter.start()
+            decode(z)
+            meter.stamp()
+            decode_mib = meter.stop()
+            if r:
+                rows[name].append({"step_s": step_s, "decode_s": meter.stamps[-1] - meter.stamps[0],
+                                   "sample_peak_mib": sample_mib, "decode_peak_mib": decode_mib})
+    results = {}
+    for name in names:
+        params = engines[name][2]
+        results[name] = {
+            "params": sum(p.numel() for p in params), "weights_mib": sum(p.numel() * p.element_size() for p in params) / 2**20,
+            "rows": rows[name], **{k: statistics.median(row[k] for row in rows[name]) for k in ("step_s", "decode_s")},
+            **{k: max(row[k] for row in rows[name]) for k in ("sample_peak_mib", "decode_peak_mib")}}
+    return results
 
 
 def describe_machine(device: str) -> str:
@@ -225,37 +258,23 @@ def describe_machine(device: str) -> str:
 
 def main(argv=None):
     a = parse_args(argv)
-    if a.worker:
-        return run_worker(a)
     engines = [e.strip() for e in a.engines.split(",") if e.strip()]
-    results = {}
-    passthrough = [x for x in (argv if argv is not None else sys.argv[1:])]
-    with tempfile.TemporaryDirectory() as tmp:
-        for engine in engines:
-            out = Path(tmp) / f"{engine}.json"
-            cmd = [sys.executable, __file__, *passthrough, "--worker", engine, "--worker_out", str(out)]
-            proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-            if proc.returncode != 0:
-                sys.stderr.write(proc.stderr[-4000:])
-                raise SystemExit(f"{engine} worker failed (exit {proc.returncode})")
-            results[engine] = json.loads(out.read_text())
+    results = measure(a, engines)
     print(f"machine: {describe_machine(a.device)}; dtype {a.dtype}")
     print(f"size: {a.size}: {a.frames} frames at {a.height}x{a.width}, {a.steps} steps, UNet {a.unet_channels} ch "
           f"(heads of {a.head_dim}), VAE {a.vae_channels} ch, CLIP {a.clip_width}x{a.clip_layers}, decoding_t {a.decoding_t}, "
-          f"our overlap {a.decoding_overlap}; medians of {a.repeats} runs")
-    keys = [("step_s", "s / sampling step"), ("decode_s", "decode s"), ("sample_peak_mib", "sampling peak MiB"),
-            ("decode_peak_mib", "decoding peak MiB"), ("params", "parameters (M)")]
-    header = f"{'':22}" + "".join(f"{e:>14}" for e in engines) + ("   ours/theirs" if len(engines) == 2 else "")
-    print(header)
+          f"our overlap {a.decoding_overlap}; medians of {a.repeats} alternating runs")
+    keys = [("step_s", "s / sampling step"), ("decode_s", "decode s"), ("sample_peak_mib", "sampling MiB above weights"),
+            ("decode_peak_mib", "decoding MiB above weights"), ("weights_mib", "weights MiB"), ("params", "parameters (M)")]
+    print(f"{'':28}" + "".join(f"{e:>12}" for e in engines) + ("   ours/theirs" if len(engines) == 2 else ""))
     for key, label in keys:
         vals = [results[e][key] / (1e6 if key == "params" else 1) for e in engines]
-        line = f"{label:22}" + "".join(f"{v:>14.3f}" for v in vals)
+        line = f"{label:28}" + "".join(f"{v:>12.3f}" for v in vals)
         if len(engines) == 2 and vals[1]:
             line += f"{vals[0] / vals[1]:>14.2f}"
         print(line)
     if a.json:
-        Path(a.json).write_text(json.dumps({"args": {k: v for k, v in vars(a).items() if not k.startswith("worker")},
-                                            "machine": describe_machine(a.device), "results": results}, indent=1))
+        Path(a.json).write_text(json.dumps({"args": vars(a), "machine": describe_machine(a.device), "results": results}, indent=1))
     return results
 
 
