@@ -131,3 +131,22 @@ def test_missing_default_checkpoint_is_looked_for_in_the_repo(tmp_path, monkeypa
         checkpoints.resolve_checkpoint(None, "checkpoints/svd.safetensors", "svd")
     assert str(tmp_path / "checkpoints" / "svd.safetensors") in str(info.value)
     assert "svd.safetensors" in info.value.official_name and "img2vid" in info.value.source
+
+
+def test_prepare_image_is_the_conditioning_crop(pipe, images):
+    opts = SamplingOptions(seed=1, crop_offset=(0.0, 0.0))
+    crop = pipe.prepare_image(images[0], opts)
+    assert crop.size == (pipe.defaults.width, pipe.defaults.height) and crop.mode == "RGB"
+    assert np.array_equal(np.asarray(crop), np.asarray(pipe.generate(images[0], SamplingOptions(num_steps=1, crop_offset=(0.0, 0.0))).input_image))
+
+
+def test_cuda_out_of_memory_becomes_an_actionable_error(pipe, images, monkeypatch):
+    from sgm.inference import OutOfMemoryError
+
+    def boom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(pipe, "_sample_latents", boom)
+    with pytest.raises(OutOfMemoryError, match="while sampling.*offload") as info:
+        pipe.generate(images[0])
+    assert "decoding_t" in str(info.value) and "fp16" in str(info.value)

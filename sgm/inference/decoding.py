@@ -15,7 +15,7 @@ with the overlap. docs/sampling.md gives the measured error, time and memory per
 """
 import logging
 import warnings
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 

@@ -1,6 +1,6 @@
 """Sampling options and how unset (None) options are filled from a model's `sampling:` defaults."""
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .samplers import SAMPLER_NAMES

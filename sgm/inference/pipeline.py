@@ -17,13 +17,13 @@ from ..modules.diffusionmodules.guiders import LinearPredictionGuider, VanillaCF
 from .checkpoints import resolve_checkpoint, version_config
 from .conditioning import video_batch, video_conditioning
 from .decoding import decode_chunked, effective_overlap
-from .errors import InferenceError, OutOfMemoryError
+from .errors import OutOfMemoryError
 from .images import ImageLike, cover_and_crop, load_image, warn_if_off_trained_size
 from .memory import release_unused_weights, set_ff_chunk_size
 from .offload import Offloader
 from .options import SamplingOptions, defaults_from_config
 from .result import VideoResult
-from .samplers import build_sampler, sampler_name
+from .samplers import build_sampler
 from .seeds import derive_seed, image_fingerprint, make_generator
 
 logger = logging.getLogger(__name__)

@@ -20,14 +20,6 @@ SAMPLER_NAMES = tuple(SAMPLERS)
 _FAMILY_PARAMS = ("s_churn", "s_tmin", "s_tmax", "s_noise", "eta", "order")
 
 
-def sampler_name(target: str) -> str:
-    """The short name of a sampler target ('euler' for EulerEDMSampler), or the target itself."""
-    for name, t in SAMPLERS.items():
-        if t == target:
-            return name
-    return target
-
-
 def build_sampler(sampler_config: Mapping, name: str):
     """The sampler `name` with the discretization, guider and steps of `sampler_config`.
 
