@@ -59,7 +59,8 @@ def resolve_run(args) -> tuple:
     return merge_configs(args.base, args.overrides), new_run_dir(args.logdir, args.name, args.base), None
 
 
-def save_config(cfg: DictConfig, run_dir: RunDir, resumed: bool) -> None:
+def save_config(cfg: DictConfig, run_dir: RunDir) -> None:
+    """configs/config.yaml, or configs/config_resumed_<time>.yaml when the run directory has one."""
     if rank_zero_only.rank != 0:
         return
     name = CONFIG_NAME if not (run_dir.configs / CONFIG_NAME).exists() else f"config_resumed_{time.strftime('%Y-%m-%dT%H-%M-%S')}.yaml"
@@ -105,7 +106,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     datamodule = instantiate_from_config(cfg.data)
     make_resumable(datamodule)
     run_dir.make()
-    save_config(cfg, run_dir, resume_ckpt is not None)
+    save_config(cfg, run_dir)
     trainer = build_trainer(cfg, run_dir, args.seed)
     model.learning_rate = learning_rate(cfg, trainer)
     logger.info("run directory %s%s", run_dir.root, f", resuming {resume_ckpt}" if resume_ckpt else "")
