@@ -202,3 +202,26 @@ def test_non_image_upload_shows_an_error_and_the_app_keeps_serving(app, page, tm
     upload(page, landscape(tmp_path / "good.png"))
     page.wait_for_selector("#model-input img")
     page.wait_for_function("() => !document.querySelector('#message').innerText.includes('Bad upload')")
+
+
+def test_two_users_generations_run_one_after_the_other(app, tmp_path):
+    """Two clients submit at once (through Gradio's client, as a second browser would); the queue
+    runs them one at a time (--concurrency 1), so they never hold GPU memory together."""
+    from concurrent.futures import wait
+
+    from gradio_client import Client, handle_file
+
+    image = handle_file(str(landscape(tmp_path / "queued.png")))
+    # upload, extra formats, crop x/y, width, height, frames, steps, fps_id, motion, cond_aug,
+    # min/max cfg, decoding_t, seed
+    jobs = [Client(app.url, verbose=False).submit(image, [], 0.5, 0.5, 64, 64, 2, 1, 6, 127, 0.02, 1.0, 2.5, 2, seed,
+                                                  api_name="/generate") for seed in (101, 102)]
+    wait(jobs, timeout=120)
+    for job in jobs:
+        mp4, files, message = job.result()
+        assert message.startswith("**Done:** 2 frames"), message
+    events = re.findall(r"generation (started|finished) \(seed (10[12])", app.log.read_text())
+    events = [e for e in events if e[1] in ("101", "102")]
+    first = events[0][1]
+    second = "102" if first == "101" else "101"
+    assert events == [("started", first), ("finished", first), ("started", second), ("finished", second)], events

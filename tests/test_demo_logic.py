@@ -344,6 +344,7 @@ def test_page_queues_generation_and_model_loads_together(tiny_handlers):
 
     demo = build_demo(tiny_handlers, max_queue=3)
     fns = {f.name: f for f in demo.fns.values()}
+    assert {f.api_name for f in demo.fns.values() if f.api_visibility == "public"} == {"preview", "generate", "load_model"}
     for name in ("on_generate", "on_load"):
         assert (fns[name].concurrency_id, fns[name].concurrency_limit) == ("model", 1)
     assert demo._queue.max_size == 3

@@ -134,9 +134,11 @@ class DemoHandlers:
                 pipe = self.slot.load(self.slot.choice or self.choices[0])
             # NOTE: catch_warnings swaps process-wide state; generations are serialised by the queue
             # (concurrency 1 by default), so the notes caught are this generation's.
+            logger.info("generation started (seed %d, %d frames)", opts.seed, opts.num_frames)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 result = pipe.generate(image, opts, progress=progress)
+            logger.info("generation finished (seed %d)", opts.seed)
             paths = write_outputs(result, self.output_folder, opts.seed, formats)
         except Exception as e:  # noqa: BLE001 - shown in the page; the app keeps serving
             _release_cached_memory()  # what the failed attempt held, so the next one can fit
@@ -147,7 +149,6 @@ class DemoHandlers:
                    f"Saved with its settings as `{paths['mp4'].with_suffix('')}.*`")
         notes = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning))
         message += "".join(f"\n\nNote: {note}" for note in notes)  # e.g. sampling off the trained size
-        logger.info("wrote %s", ", ".join(files))
         return str(paths["mp4"]), files, message
 
 

@@ -84,9 +84,11 @@ def build_demo(handlers: DemoHandlers, max_queue: int = 16):
             return framed, first, text
 
         preview_inputs = [upload, size[0], size[1], crop_x, crop_y]
-        for component in (upload, *size, crop_x, crop_y):
+        for i, component in enumerate((upload, *size, crop_x, crop_y)):
+            # One documented API endpoint ("/preview"); the slider triggers repeat it.
             component.change(on_preview, preview_inputs, [preview, model_input, message], trigger_mode="always_last",
-                             concurrency_limit=4, concurrency_id="preview", show_progress="hidden")
+                             concurrency_limit=4, concurrency_id="preview", show_progress="hidden",
+                             api_name="preview" if i == 0 else None, api_visibility="public" if i == 0 else "private")
 
         def on_generate(path, extra, x, y, width, height, *values, progress=gr.Progress()):
             *sampling, seed_value = values
@@ -101,7 +103,7 @@ def build_demo(handlers: DemoHandlers, max_queue: int = 16):
             return mp4, downloads, text
 
         generate.click(on_generate, [upload, formats, crop_x, crop_y, *size, *sliders, seed], [video, files, message],
-                       concurrency_id="model", concurrency_limit=handlers.concurrency)
+                       concurrency_id="model", concurrency_limit=handlers.concurrency, api_name="generate")
 
         def on_load(key):
             text, opts = handlers.load_model(key)
@@ -110,8 +112,8 @@ def build_demo(handlers: DemoHandlers, max_queue: int = 16):
             return [text, gr.update(choices=handlers.menu(), value=handlers.selected_key())] + _defaults_values(opts)
 
         load_button.click(on_load, [model_menu], [status, model_menu, *sliders, *size],
-                          concurrency_id="model", concurrency_limit=handlers.concurrency)
-        dice.click(random_seed, None, seed, queue=False)
-        demo.load(lambda: handlers.slot.status(), None, status, queue=False)
+                          concurrency_id="model", concurrency_limit=handlers.concurrency, api_name="load_model")
+        dice.click(random_seed, None, seed, queue=False, api_visibility="private")
+        demo.load(lambda: handlers.slot.status(), None, status, queue=False, api_visibility="private")
     demo.queue(default_concurrency_limit=handlers.concurrency, max_size=max_queue)
     return demo
