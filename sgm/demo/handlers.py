@@ -21,9 +21,10 @@ Progress = Callable[[int, int, str], None]
 
 
 class _ImageCache:
-    """The last few decoded uploads by path, so moving a crop slider does not decode the file again."""
+    """The last few decoded uploads by path, so moving a crop slider does not decode the file again.
+    size: how many to keep (each up to 64 MP x 3 bytes)."""
 
-    def __init__(self, size: int = 4):
+    def __init__(self, size: int = 2):
         self.size = size
         self._items: "OrderedDict[str, Image.Image]" = OrderedDict()
         self._lock = threading.Lock()
@@ -148,7 +149,9 @@ class DemoHandlers:
         message = (f"**Done:** {frames} frames at {result.fps} fps, seed {opts.seed}. "
                    f"Saved with its settings as `{paths['mp4'].with_suffix('')}.*`")
         notes = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning))
-        message += "".join(f"\n\nNote: {note}" for note in notes)  # e.g. sampling off the trained size
+        for note in notes:  # e.g. sampling off the trained size
+            logger.warning(note)
+            message += f"\n\nNote: {note}"
         return str(paths["mp4"]), files, message
 
 
