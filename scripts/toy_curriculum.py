@@ -139,10 +139,10 @@ def build_engine(config_path: str, ckpt: Optional[str] = None):
     """The DiffusionEngine of a config, with `ckpt` loaded (or its own init if None)."""
     from omegaconf import OmegaConf
 
-    from sgm.models.inflation import _strip_ckpt_path
+    from sgm.models.inflation import without_ckpt_path
     from sgm.util import instantiate_from_config
 
-    engine = instantiate_from_config(_strip_ckpt_path(OmegaConf.load(REPO / config_path)))
+    engine = instantiate_from_config(without_ckpt_path(OmegaConf.load(REPO / config_path)))
     if ckpt is not None:
         from sgm.checkpoint import load_checkpoint
 

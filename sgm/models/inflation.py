@@ -191,7 +191,9 @@ def convert_ldm_keys(state: StateDict) -> StateDict:
     return out
 
 
-def _strip_ckpt_path(config):
+def without_ckpt_path(config):
+    """The `model:` section of a config (DictConfig), resolved, without `params.ckpt_path`: for building
+    a model whose weights are set afterwards."""
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.create(OmegaConf.to_container(config, resolve=True))
@@ -257,7 +259,7 @@ def convert_checkpoint(src_ckpt: str, dst_config, out_path: str, adapter: Union[
     from .loading import load_config
 
     torch.manual_seed(seed)
-    engine = instantiate_from_config(_strip_ckpt_path(load_config(dst_config)))
+    engine = instantiate_from_config(without_ckpt_path(load_config(dst_config)))
     state = convert_state(read_state_dict(src_ckpt), engine, adapter)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, out_path)
