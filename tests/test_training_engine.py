@@ -72,3 +72,20 @@ def test_ema_tracks_the_weights():
     with model.ema_scope():
         torch.testing.assert_close(param.detach(), getattr(model.model_ema, shadow_name))
     assert not torch.equal(param.detach(), getattr(model.model_ema, shadow_name))
+
+
+def test_train_step_benchmark_tiny(capsys):
+    """scripts/benchmark/train_step.py --tiny runs one timed step and reports time and memory."""
+    import importlib.util
+    import json
+
+    from tests.training_helpers import REPO
+
+    spec = importlib.util.spec_from_file_location("train_step", REPO / "scripts" / "benchmark" / "train_step.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--tiny", "--steps", "1", "--warmup", "0", "--frames", "2"])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["frames"] == 2 and report["precision"] == "fp32" and report["device"] == "cpu"
+    assert report["sec_per_step_median"] > 0 and report["cpu_peak_rss_gib"] > 0
+    assert report["trainable_params_m"] > 0
