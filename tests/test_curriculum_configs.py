@@ -61,3 +61,14 @@ def test_full_configs_build_on_meta(name):
         engine = instantiate_from_config(cfg.model)
     assert type(engine.conditioner.embedders[0]).__name__ == "FrozenOpenCLIPEmbedder"
     assert engine.conditioner.embedders[0].layer == "penultimate"
+
+
+@pytest.mark.parametrize("name", ["stage1_image.yaml", "stage2_video_pretrain.yaml"])
+def test_full_configs_pass_main_dry_run(name, tmp_path, capsys):
+    """main.py --dry-run: model (on meta), data module and Lightning trainer all build from the config."""
+    from sgm.training.run import run
+
+    assert run(["--base", str(CURRICULUM / name), "--dry-run", "--logdir", str(tmp_path)]) == 0
+    resolved = OmegaConf.create(capsys.readouterr().out)
+    assert resolved.model.params.network_config.params.model_channels == 320
+    assert not any(tmp_path.iterdir())  # a dry run makes no run directory
