@@ -26,7 +26,7 @@ class LambdaLinearScheduler:
     """
 
     def __init__(self, warm_up_steps, f_min, f_max, f_start, cycle_lengths, verbosity_interval: int = 0):
-        self.cycle_lengths = [int(c) for c in (cycle_lengths if isinstance(cycle_lengths, (list, tuple)) else list(cycle_lengths))]
+        self.cycle_lengths = [int(c) for c in cycle_lengths]
         if not self.cycle_lengths or any(c <= 0 for c in self.cycle_lengths):
             raise ValueError(f"cycle_lengths must be a non-empty list of positive step counts, got {cycle_lengths}")
         n = len(self.cycle_lengths)

@@ -32,7 +32,8 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=None, help="training config (default configs/svd_xt.yaml; --tiny: configs/toy/svd_toy.yaml)")
+    p.add_argument("--config", default=None,
+                   help="training config (default configs/svd_xt.yaml; --tiny: configs/toy/svd_toy.yaml)")
     p.add_argument("--tiny", action="store_true", help="the toy model at 64x64, 4 frames, fp32 on CPU")
     p.add_argument("--frames", type=int, default=None, help="frames per video (default 25, tiny 4)")
     p.add_argument("--height", type=int, default=None, help="frame height (default 576, tiny 64)")

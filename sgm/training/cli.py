@@ -1,7 +1,7 @@
 """The command line of main.py."""
 import argparse
 import sys
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,8 +36,11 @@ def make_resumable(datamodule: pl.LightningDataModule) -> None:
 
     def train_dataloader():
         loader = original()
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
-        if distributed and isinstance(loader, torch.utils.data.DataLoader) and not isinstance(loader.dataset, torch.utils.data.IterableDataset):
+        dist = torch.distributed
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        data = torch.utils.data
+        map_style = isinstance(loader, data.DataLoader) and not isinstance(loader.dataset, data.IterableDataset)
+        if distributed and map_style:
             return loader
         return ResumableLoader(loader)
 
@@ -63,7 +66,9 @@ def save_config(cfg: DictConfig, run_dir: RunDir) -> None:
     """configs/config.yaml, or configs/config_resumed_<time>.yaml when the run directory has one."""
     if rank_zero_only.rank != 0:
         return
-    name = CONFIG_NAME if not (run_dir.configs / CONFIG_NAME).exists() else f"config_resumed_{time.strftime('%Y-%m-%dT%H-%M-%S')}.yaml"
+    name = CONFIG_NAME
+    if (run_dir.configs / CONFIG_NAME).exists():
+        name = f"config_resumed_{time.strftime('%Y-%m-%dT%H-%M-%S')}.yaml"
     OmegaConf.save(cfg, run_dir.configs / name, resolve=True)
     logger.info("config saved to %s", run_dir.configs / name)
 

@@ -1,13 +1,10 @@
 """The denoising loss: E_sigma,n [ lambda(sigma) || D(x + sigma n, sigma, c) - x ||^2 ]."""
-import logging
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
 from ...util import append_dims, instantiate_from_config
-
-logger = logging.getLogger(__name__)
 
 LOSS_TYPES = ("l2", "l1")
 
