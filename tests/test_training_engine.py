@@ -89,3 +89,20 @@ def test_train_step_benchmark_tiny(capsys):
     assert report["frames"] == 2 and report["precision"] == "fp32" and report["device"] == "cpu"
     assert report["sec_per_step_median"] > 0 and report["cpu_peak_rss_gib"] > 0
     assert report["trainable_params_m"] > 0
+
+
+def test_training_from_a_checkpoint_without_ema_starts_the_ema_at_its_weights(tmp_path):
+    """Released checkpoints hold no EMA: loading one into a use_ema model works and the EMA starts there."""
+    from safetensors.torch import save_file
+
+    source = _model(**{"model.params.use_ema": False})
+    with torch.no_grad():
+        for p in source.model.parameters():
+            p.add_(0.01)  # differ from the fresh model's own random weights
+    path = tmp_path / "no_ema.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    model = _model(**{"model.params.use_ema": True, "model.params.ckpt_path": str(path)})
+    for name, p in model.model.named_parameters():
+        shadow = getattr(model.model_ema, model.model_ema.m_name2s_name[name])
+        assert torch.equal(shadow, p.detach().float()), name
+        assert torch.equal(p, dict(source.model.named_parameters())[name])

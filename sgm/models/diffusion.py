@@ -63,8 +63,9 @@ class DiffusionEngine(pl.LightningModule):
         self.loss_fn = instantiate_from_config(loss_fn_config) if loss_fn_config is not None else None
         self.trainable_parameters = trainable_parameters
         self.use_ema = use_ema
+        self.ema_decay_rate = ema_decay_rate
         if use_ema:
-            self.model_ema = LitEma(self.model, decay=ema_decay_rate)
+            self._new_ema()
         self.scale_factor = scale_factor
         self.disable_first_stage_autocast = disable_first_stage_autocast
         self.no_cond_log = no_cond_log
@@ -80,6 +81,15 @@ class DiffusionEngine(pl.LightningModule):
 
         missing, unexpected = load_checkpoint(self, path, dtype=dtype)
         logger.info("restored from %s (%d missing unused, %d unexpected keys)", path, len(missing), len(unexpected))
+        if self.use_ema and any(k.startswith("model_ema.") for k in missing):
+            logger.info("%s has no EMA weights: the EMA starts from the loaded network weights", path)
+            self._new_ema()
+
+    def _new_ema(self) -> None:
+        """An EMA of the network's current weights."""
+        self.model_ema = LitEma(self.model, decay=self.ema_decay_rate)
+        # An EMA is optional in a checkpoint (the released ones have none): loading does not require it.
+        self.model_ema.inference_unused_keys = [""]
 
     def _init_first_stage(self, config: Dict) -> None:
         model = instantiate_from_config(config).eval()
