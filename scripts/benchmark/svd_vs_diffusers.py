@@ -13,7 +13,7 @@ ViT-H/14 image encoder), shrunk identically by the flags below for a CPU run.
 Printed per engine: median seconds per sampling step (one guided UNet evaluation on 2 x T
 frames), seconds to decode the T latents (decoding_t frames per decoder call), peak memory of
 sampling and of decoding above the loaded weights (CUDA: max allocated; CPU: resident set size
-sampled every millisecond), the weights' size and parameter counts; then the ratios ours/theirs.
+sampled every 2 ms, glibc set to return freed memory), the weights' size and parameter counts; then the ratios ours/theirs.
 Both engines are built in one process and run alternately, one warm-up round then --repeats
 rounds, so that a busy machine slows both alike; medians over the rounds (peaks: maxima).
 """
@@ -83,6 +83,7 @@ def our_config(a):
 
 def diffusers_pipeline(a, device, dtype):
     """StableVideoDiffusionPipeline with SVD-XT's published component configs, sized by `a`."""
+    import torch
     from diffusers import (AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, StableVideoDiffusionPipeline,
                            UNetSpatioTemporalConditionModel)
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
@@ -102,7 +103,8 @@ def diffusers_pipeline(a, device, dtype):
     processor = CLIPImageProcessor(crop_size={"height": 224, "width": 224}, size={"shortest_edge": 224})
     pipe = StableVideoDiffusionPipeline(vae=vae, image_encoder=encoder, unet=unet, scheduler=scheduler, feature_extractor=processor)
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device=device, dtype=dtype)
+    pipe = pipe.to(device)
+    return pipe if dtype == torch.float32 else pipe.to(dtype=dtype)  # (diffusers warns about casting fp32 to fp32)
 
 
 # ------------------------------------------------------------------------------------------ measuring
@@ -111,9 +113,23 @@ def _rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def return_freed_memory_to_the_os() -> None:
+    """Make glibc serve every allocation above 64 KiB with its own mapping and unmap it when freed,
+    so the resident set size follows the live tensors and a phase's peak can be read from it."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 1 << 16)
+    libc.mallopt(m_trim_threshold, 1 << 16)
+
+
 class Meter:
     """Step timestamps and the peak memory of one phase above its start (CUDA: allocated memory;
-    CPU: the resident set size, sampled every millisecond by a thread)."""
+    CPU: the resident set size, sampled every 2 ms by a thread)."""
 
     def __init__(self, device):
         import torch
@@ -128,7 +144,7 @@ class Meter:
     def _sample(self):
         while self._running:
             self._peak = max(self._peak, _rss_mib())
-            time.sleep(0.001)
+            time.sleep(0.002)
 
     def start(self):
         import threading
@@ -210,6 +226,8 @@ def measure(a, names):
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
+    if device.type == "cpu":
+        return_freed_memory_to_the_os()
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[a.dtype]
     engines = build_engines(a, device, dtype, names)
     rows = {name: [] for name in names}
