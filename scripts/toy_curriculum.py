@@ -208,6 +208,8 @@ def sample_video(ckpt: Path, out_dir: Path, image: Path, threads: int) -> Path:
            "--height", "64", "--width", "64", "--fps_id", "5", "--motion_bucket_id", "127", "--cond_aug", "0.02",
            "--decoding_t", "4", "--format", "mp4"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    if out_dir.exists():
+        shutil.rmtree(out_dir)  # no stale video from an earlier run
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise CurriculumError(f"sampling failed (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-2000:]}")
