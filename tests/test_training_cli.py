@@ -196,3 +196,12 @@ def test_strategy_config_and_learning_rate_scaling(tmp_path):
     cfg.lightning.trainer.callbacks = []
     with pytest.raises(ValueError, match="lightning.callbacks"):
         build_trainer(cfg, RunDir(tmp_path), seed=0)
+
+
+def test_ddp_nan_on_one_rank_stops_every_rank(tmp_path):
+    args = toy_overrides(tmp_path, max_steps=3, extra=[
+        "lightning.trainer.devices=2", "lightning.trainer.strategy=ddp", "lightning.trainer.accelerator=cpu",
+        "model.params.loss_fn_config.params.loss_weighting_config.target=tests.training_helpers.NaNWeightingOnRank1"])
+    out = subprocess.run([sys.executable, "main.py", *args], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 1, out.stderr[-4000:]
+    assert "training stopped: training loss is not finite on another rank at global step 0" in out.stderr

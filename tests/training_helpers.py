@@ -111,3 +111,11 @@ class CrashAtStep(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.global_step == self.step:
             raise SimulatedCrash(f"simulated crash at step {self.step}")
+
+
+class NaNWeightingOnRank1:
+    """NaN loss weights on distributed rank 1 only (the other ranks' losses stay finite)."""
+
+    def __call__(self, sigma: torch.Tensor) -> torch.Tensor:
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        return torch.full_like(sigma, float("nan") if rank == 1 else 1.0)

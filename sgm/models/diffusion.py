@@ -154,15 +154,25 @@ class DiffusionEngine(pl.LightningModule):
 
     def training_step(self, batch: Dict, batch_idx: int) -> torch.Tensor:
         loss, loss_dict = self.shared_step(batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"training loss is {loss.item()} at global step {self.global_step}; lower the learning rate, "
-                f"use bf16 instead of fp16, or resume from the last good checkpoint")
+        self.check_finite(loss)
         self.log_dict(loss_dict, prog_bar=True, logger=True, on_step=True, on_epoch=False)
         self.log("global_step", float(self.global_step), prog_bar=True, logger=True, on_step=True, on_epoch=False)
         if self.scheduler_config is not None:
             self.log("lr_abs", self.optimizers().param_groups[0]["lr"], prog_bar=True, logger=True, on_step=True, on_epoch=False)
         return loss
+
+    def check_finite(self, loss: torch.Tensor) -> None:
+        """Raise FloatingPointError when the loss is not finite on this rank or on any other (all ranks
+        decide together, so a multi-GPU run stops instead of waiting on the rank that stopped)."""
+        finite = bool(torch.isfinite(loss))
+        anywhere = not finite
+        if self._trainer is not None:
+            anywhere = self.trainer.strategy.reduce_boolean_decision(anywhere, all=False)
+        if anywhere:
+            where = f"is {loss.item()}" if not finite else "is not finite on another rank"
+            raise FloatingPointError(
+                f"training loss {where} at global step {self.global_step}; lower the learning rate, "
+                f"use bf16 instead of fp16, or resume from the last good checkpoint")
 
     def on_train_start(self, *args, **kwargs):
         if self.loss_fn is None:
