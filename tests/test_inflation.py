@@ -164,3 +164,18 @@ def test_copy_adapter_loads_an_ldm_layout_checkpoint(tmp_path):
     converted = load_file(str(out))
     assert set(converted) == set(engine.state_dict())
     assert all(torch.equal(converted[k], v) for k, v in engine.state_dict().items())
+
+
+def test_network_weights_can_come_from_the_ema_copy():
+    from sgm.models.inflation import network_weights
+
+    state = {"model.diffusion_model.out.2.weight": torch.zeros(2), "model.diffusion_model.some_buffer": torch.ones(1),
+             "model_ema.diffusion_modelout2weight": torch.full((2,), 3.0), "first_stage_model.x": torch.ones(1)}
+    assert set(network_weights(state)) == {"out.2.weight", "some_buffer"}
+    assert torch.equal(network_weights(state)["out.2.weight"], torch.zeros(2))
+    ema = network_weights(state, ema=True)
+    assert torch.equal(ema["out.2.weight"], torch.full((2,), 3.0)) and torch.equal(ema["some_buffer"], torch.ones(1))
+    with pytest.raises(ValueError, match="no EMA weights"):
+        network_weights({"model.diffusion_model.a": torch.ones(1)}, ema=True)
+    with pytest.raises(ValueError, match="no 'model.diffusion_model"):
+        network_weights({"first_stage_model.x": torch.ones(1)})

@@ -35,6 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--adapter", required=True, help=f"one of {sorted(ADAPTERS)} or a dotted function name")
     p.add_argument("--out", required=True, help="output .safetensors path")
     p.add_argument("--seed", type=int, default=0, help="seed of the new layers' random initialisation")
+    p.add_argument("--ema", action="store_true", help="start from the source run's EMA weights of the network (use_ema: true)")
     return p.parse_args(argv)
 
 
@@ -44,7 +45,7 @@ def main(argv=None) -> None:
     if not args.out.endswith(".safetensors"):
         raise SystemExit("--out must end in .safetensors")
     start = time.perf_counter()
-    convert_checkpoint(args.src, args.config, args.out, args.adapter, seed=args.seed)
+    convert_checkpoint(args.src, args.config, args.out, args.adapter, seed=args.seed, ema=args.ema)
     print(f"wrote {args.out} in {time.perf_counter() - start:.1f}s")
 
 

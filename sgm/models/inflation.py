@@ -203,24 +203,42 @@ def without_ckpt_path(config):
     return model_cfg
 
 
-def convert_state(src_state: StateDict, dst_engine: nn.Module, adapter: Union[str, Adapter]) -> StateDict:
+def network_weights(state: StateDict, ema: bool = False) -> StateDict:
+    """The network's weights in an engine state dict, without the `model.diffusion_model.` prefix.
+
+    ema: take each parameter from the EMA copy (`model_ema.*`, sgm's LitEma layout: the parameter name
+    with its dots removed) where it has one; buffers and untracked parameters come from the network.
+    """
+    network = {k[len(NETWORK_PREFIX):]: v for k, v in state.items() if k.startswith(NETWORK_PREFIX)}
+    if not network:
+        raise ValueError(f"the source checkpoint has no '{NETWORK_PREFIX}*' weights")
+    if ema:
+        if not any(k.startswith("model_ema.") for k in state):
+            raise ValueError("the source checkpoint has no EMA weights (model_ema.*): it was trained with use_ema: false; "
+                             "convert without the EMA option")
+        for key in network:
+            shadow = state.get("model_ema." + ("diffusion_model." + key).replace(".", ""))
+            if shadow is not None:
+                network[key] = shadow.to(network[key].dtype)
+    return network
+
+
+def convert_state(src_state: StateDict, dst_engine: nn.Module, adapter: Union[str, Adapter], ema: bool = False) -> StateDict:
     """A full state dict for `dst_engine` (a DiffusionEngine) made from a previous stage's `src_state`.
 
     The network (`model.diffusion_model.*`) goes through `adapter`: a function, its dotted name, or
     one of the names in `ADAPTERS` ("copy", "inflate", "i2v"). Every other tensor (autoencoder, conditioner) is
     copied where the key and shape match and otherwise keeps `dst_engine`'s own initialisation (e.g. a
     new CLIP image embedder, the temporal layers of a video decoder). The EMA copy, if the engine
-    keeps one, is reset to the converted network. `dst_engine` is changed in place.
+    keeps one, is reset to the converted network. ema: start from the source's EMA weights of the
+    network (see `network_weights`). `dst_engine` is changed in place.
     """
     if isinstance(adapter, str):
         fn = ADAPTERS[adapter] if adapter in ADAPTERS else get_obj_from_str(adapter)
     else:
         fn = adapter
     src_state = convert_ldm_keys(src_state)
-    network = {k[len(NETWORK_PREFIX):]: v for k, v in src_state.items() if k.startswith(NETWORK_PREFIX)}
-    if not network:
-        raise ValueError(f"the source checkpoint has no '{NETWORK_PREFIX}*' weights")
-    fn(network, dst_engine.model.diffusion_model)
+    fn(network_weights(src_state, ema), dst_engine.model.diffusion_model)
     copied, kept = 0, []
     target = dst_engine.state_dict()
     others = {}
@@ -245,14 +263,16 @@ def convert_state(src_state: StateDict, dst_engine: nn.Module, adapter: Union[st
     return dst_engine.state_dict()
 
 
-def convert_checkpoint(src_ckpt: str, dst_config, out_path: str, adapter: Union[str, Adapter], seed: int = 0) -> str:
+def convert_checkpoint(src_ckpt: str, dst_config, out_path: str, adapter: Union[str, Adapter], seed: int = 0,
+                       ema: bool = False) -> str:
     """Write the starting checkpoint of the next curriculum stage.
 
     src_ckpt: the previous stage's checkpoint (.ckpt from main.py, or .safetensors; an original SD 2.x
     file is renamed with `convert_ldm_keys`). dst_config: the next stage's config (path, dict or
     DictConfig; its `ckpt_path` is ignored while building). out_path: where to write (.safetensors).
     adapter: "copy" (same network, e.g. SD 2.1 -> stage 1), "inflate" (`inflate_image_unet`, stage
-    1 -> 2), "i2v" (`adapt_t2v_to_i2v`, stage 2 -> 3), or a function or its dotted name. seed: seeds the new layers' random initialisation. Returns `out_path`.
+    1 -> 2), "i2v" (`adapt_t2v_to_i2v`, stage 2 -> 3), or a function or its dotted name. seed: seeds
+    the new layers' random initialisation. ema: start from the source's EMA weights. Returns `out_path`.
     """
     from safetensors.torch import save_file
 
@@ -260,7 +280,7 @@ def convert_checkpoint(src_ckpt: str, dst_config, out_path: str, adapter: Union[
 
     torch.manual_seed(seed)
     engine = instantiate_from_config(without_ckpt_path(load_config(dst_config)))
-    state = convert_state(read_state_dict(src_ckpt), engine, adapter)
+    state = convert_state(read_state_dict(src_ckpt), engine, adapter, ema=ema)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, out_path)
     logger.info("wrote %s (%d tensors) from %s", out_path, len(state), src_ckpt)
