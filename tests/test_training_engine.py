@@ -106,3 +106,19 @@ def test_training_from_a_checkpoint_without_ema_starts_the_ema_at_its_weights(tm
         shadow = getattr(model.model_ema, model.model_ema.m_name2s_name[name])
         assert torch.equal(shadow, p.detach().float()), name
         assert torch.equal(p, dict(source.model.named_parameters())[name])
+
+
+def test_ema_averages_only_the_parameters_that_train():
+    model = _model(**{"model.params.trainable_parameters": "temporal", "model.params.use_ema": True})
+    tracked = set(model.model_ema.m_name2s_name)
+    temporal = {n for n, p in model.model.named_parameters() if p.requires_grad}
+    assert tracked == temporal and 0 < len(temporal) < len(list(model.model.parameters()))
+    params = dict(model.model.named_parameters())
+    t_name = next(iter(temporal))
+    s_name = next(n for n in params if n not in temporal)
+    with torch.no_grad():
+        params[t_name].add_(1.0)  # the network moves away from its EMA
+    spatial_before = params[s_name].detach().clone()
+    with model.ema_scope():  # temporal layers take the EMA's weights, frozen layers keep theirs
+        torch.testing.assert_close(params[t_name].detach(), getattr(model.model_ema, model.model_ema.m_name2s_name[t_name]))
+        assert torch.equal(params[s_name], spatial_before)

@@ -37,7 +37,7 @@ class DiffusionEngine(pl.LightningModule):
     compile_model: torch.compile the network. en_and_decode_n_samples_a_time: frames per autoencoder
     call. trainable_parameters: which network parameters train: "all" (default), "temporal"
     (the temporal layers of a video UNet: time_stack, time_mixer, time_pos_embed) or a list of
-    regular expressions matched against names in `model.diffusion_model`.
+    regular expressions matched against names in `model.diffusion_model`; the EMA averages only those.
     """
 
     def __init__(self, network_config: Dict, denoiser_config: Dict, first_stage_config: Dict,
@@ -64,6 +64,7 @@ class DiffusionEngine(pl.LightningModule):
         self.trainable_parameters = trainable_parameters
         self.use_ema = use_ema
         self.ema_decay_rate = ema_decay_rate
+        self._network_trainable()  # before the EMA, which then averages only the parameters that train
         if use_ema:
             self._new_ema()
         self.scale_factor = scale_factor
@@ -86,7 +87,7 @@ class DiffusionEngine(pl.LightningModule):
             self._new_ema()
 
     def _new_ema(self) -> None:
-        """An EMA of the network's current weights."""
+        """An EMA of the network's current weights, of the parameters that train (requires_grad)."""
         self.model_ema = LitEma(self.model, decay=self.ema_decay_rate)
         # An EMA is optional in a checkpoint (the released ones have none): loading does not require it.
         self.model_ema.inference_unused_keys = [""]
@@ -211,9 +212,8 @@ class DiffusionEngine(pl.LightningModule):
     def instantiate_optimizer_from_config(self, params, lr: float, cfg: Dict):
         return get_obj_from_str(cfg["target"])(params, lr=lr, **cfg.get("params", dict()))
 
-    def select_trainable_parameters(self) -> List[nn.Parameter]:
-        """Set requires_grad on the network by `trainable_parameters` and return the trainable ones
-        (plus those of trainable embedders)."""
+    def _network_trainable(self) -> List[Tuple[str, nn.Parameter, bool]]:
+        """(name, parameter, trains) for the network, by `trainable_parameters`; requires_grad set to match."""
         spec = self.trainable_parameters
         if spec == "temporal":
             patterns = [r"(^|\.)time_stack\.", r"(^|\.)time_mixer\.", r"(^|\.)time_pos_embed\."]
@@ -223,17 +223,22 @@ class DiffusionEngine(pl.LightningModule):
             patterns = [spec]
         else:
             patterns = list(spec)
-        named = list(self.model.diffusion_model.named_parameters())
-        chosen = []
-        for name, p in named:
+        out = []
+        for name, p in self.model.diffusion_model.named_parameters():
             keep = patterns is None or any(re.search(pat, name) for pat in patterns)
             p.requires_grad_(keep)
-            if keep:
-                chosen.append(p)
-        if not chosen:
+            out.append((name, p, keep))
+        if not any(keep for _, _, keep in out):
             raise ValueError(f"trainable_parameters={spec!r} matches no parameter of the network")
-        n_train, n_all = sum(p.numel() for p in chosen), sum(p.numel() for _, p in named)
-        logger.info("training %.1fM of %.1fM network parameters (%s)", n_train / 1e6, n_all / 1e6, spec)
+        return out
+
+    def select_trainable_parameters(self) -> List[nn.Parameter]:
+        """Set requires_grad on the network by `trainable_parameters` and return the trainable ones
+        (plus those of trainable embedders)."""
+        named = self._network_trainable()
+        chosen = [p for _, p, keep in named if keep]
+        n_train, n_all = sum(p.numel() for p in chosen), sum(p.numel() for _, p, _ in named)
+        logger.info("training %.1fM of %.1fM network parameters (%s)", n_train / 1e6, n_all / 1e6, self.trainable_parameters)
         for embedder in self.conditioner.embedders:
             if embedder.is_trainable:
                 chosen += [p for p in embedder.parameters() if p.requires_grad]
