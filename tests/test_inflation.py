@@ -179,3 +179,66 @@ def test_network_weights_can_come_from_the_ema_copy():
         network_weights({"model.diffusion_model.a": torch.ones(1)}, ema=True)
     with pytest.raises(ValueError, match="no 'model.diffusion_model"):
         network_weights({"first_stage_model.x": torch.ones(1)})
+
+
+# ------------------------------------------------------------ autoencoders carried between stages
+DD = dict(attn_type="vanilla", double_z=True, z_channels=4, resolution=64, in_channels=3, out_ch=3, ch=32,
+          ch_mult=[1, 2], num_res_blocks=1, attn_resolutions=[], dropout=0.0)
+REG = {"target": "sgm.modules.autoencoding.regularizers.DiagonalGaussianRegularizer"}
+
+
+def _sd_vae(seed):
+    from sgm.models.autoencoder import AutoencoderKL
+
+    vae = AutoencoderKL(embed_dim=4, ddconfig=DD).eval()
+    fill_deterministic_(vae, seed)
+    return vae
+
+
+def _engine_vae():
+    from sgm.models.autoencoder import AutoencodingEngine
+
+    return AutoencodingEngine(encoder_config={"target": "sgm.modules.diffusionmodules.model.Encoder", "params": DD},
+                              decoder_config={"target": "sgm.modules.diffusionmodules.model.Decoder", "params": DD},
+                              regularizer_config=REG).eval()
+
+
+def _prefixed(module, prefix):
+    return {prefix + k: v for k, v in module.state_dict().items()}
+
+
+@torch.no_grad()
+def test_sd_autoencoder_folds_into_svd_layout_in_the_same_latent_space():
+    from sgm.models.inflation import autoencoder_weights
+
+    sd, svd = _sd_vae(seed=6), _engine_vae()
+    src, target = _prefixed(sd, "first_stage_model."), _prefixed(svd, "first_stage_model.")
+    with pytest.warns(UserWarning, match="border"):
+        carried = autoencoder_weights(src, target)
+    state = {k: v for k, v in src.items() if k in target}
+    state.update(carried)
+    svd.load_state_dict({k[len("first_stage_model."):]: v for k, v in state.items()})
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.allclose(svd.encode(x, unregularized=True)[0], sd.encode(x, unregularized=True)[0], atol=1e-5)
+    z = torch.randn(2, 4, 8, 8)
+    interior = (slice(None), slice(None), slice(8, -8), slice(8, -8))  # away from the folded border pixels
+    assert torch.allclose(svd.decode(z)[interior], sd.decode(z)[interior], atol=1e-4)
+
+
+@torch.no_grad()
+def test_frame_encoder_comes_from_the_first_stage():
+    """SVD's conditioning-frame encoder (an AutoencoderKL) gets the previous stage's first-stage encoder,
+    with identity quant convs when that autoencoder has none: same latents as the first stage."""
+    from sgm.models.autoencoder import AutoencoderKLModeOnly
+    from sgm.models.inflation import autoencoder_weights
+
+    first = _engine_vae()
+    fill_deterministic_(first, seed=7)
+    frame_encoder = AutoencoderKLModeOnly(embed_dim=4, ddconfig=DD).eval()
+    src = _prefixed(first, "first_stage_model.")
+    target = _prefixed(frame_encoder, "conditioner.embedders.3.encoder.")
+    carried = autoencoder_weights(src, target)
+    assert set(carried) == set(target)
+    frame_encoder.load_state_dict({k[len("conditioner.embedders.3.encoder."):]: v for k, v in carried.items()})
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.allclose(frame_encoder.encode(x), first.encode(x, unregularized=True)[0][:, :4], atol=1e-6)

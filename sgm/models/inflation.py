@@ -20,6 +20,8 @@ next stage's starting checkpoint (its config then loads it with `ckpt_path`).
 """
 import logging
 import os
+import re
+import warnings
 from typing import Callable, Dict, List, Optional, Union
 
 import torch
@@ -35,6 +37,10 @@ TEMPORAL_MARKERS = ("time_stack", "time_mixer", "time_pos_embed")
 # Original (ldm) Stable Diffusion 2.x checkpoint prefixes -> sgm DiffusionEngine prefixes.
 LDM_TO_SGM_PREFIXES = {"cond_stage_model.": "conditioner.embedders.0."}
 Adapter = Callable[[StateDict, nn.Module], nn.Module]
+AE_PREFIX = "first_stage_model."
+# The conditioning-frame encoder of SVD (VideoPredictionEmbedderWithEncoder): a whole KL autoencoder.
+FRAME_ENCODER = re.compile(r"^(conditioner\.embedders\.\d+\.encoder\.)(.+)$")
+QUANT_KEYS = ("quant_conv.weight", "quant_conv.bias", "post_quant_conv.weight", "post_quant_conv.bias")
 
 
 def is_temporal_key(key: str) -> bool:
@@ -191,6 +197,56 @@ def convert_ldm_keys(state: StateDict) -> StateDict:
     return out
 
 
+def _identity_conv(like: torch.Tensor) -> torch.Tensor:
+    """A 1x1 conv weight (C, C, 1, 1) or bias (C,) that leaves its input unchanged."""
+    if like.ndim == 1:
+        return torch.zeros_like(like)
+    assert like.shape[0] == like.shape[1] and like.shape[2:] == (1, 1)
+    return torch.eye(like.shape[0], dtype=like.dtype)[:, :, None, None]
+
+
+def autoencoder_weights(src: StateDict, target: StateDict) -> StateDict:
+    """Weights for the target's autoencoders taken from the source's first stage, in the same latent space.
+
+    The SD 2.1 autoencoder (stages 1-2, `AutoencoderKL`) has 1x1 `quant_conv`/`post_quant_conv` around the
+    latent; SVD's first stage (`AutoencodingEngine` with the temporal decoder) has none, and its
+    conditioning-frame encoder (`conditioner.embedders.N.encoder.*`) is a whole `AutoencoderKL`.
+    1. Source with quant convs -> target without: `quant_conv` is folded into `encoder.conv_out` (exact)
+       and `post_quant_conv` into `decoder.conv_in` (exact except on the one-pixel border, where the
+       convolution's zero padding meets the folded bias; a warning says so).
+    2. Target frame encoder missing from the source: its weights come from the source's first stage
+       (`encoder.*`, `decoder.*`, quant convs), a quant conv the source lacks being the identity.
+    Returns only the entries it sets; shapes must match the target's.
+    """
+    out: StateDict = {}
+    has_quant = AE_PREFIX + "quant_conv.weight" in src
+    if has_quant and AE_PREFIX + "quant_conv.weight" not in target and AE_PREFIX + "encoder.conv_out.weight" in target:
+        q = src[AE_PREFIX + "quant_conv.weight"][:, :, 0, 0]  # (moments, moments)
+        w, b = src[AE_PREFIX + "encoder.conv_out.weight"], src[AE_PREFIX + "encoder.conv_out.bias"]
+        out[AE_PREFIX + "encoder.conv_out.weight"] = torch.einsum("oc,cikl->oikl", q, w)
+        out[AE_PREFIX + "encoder.conv_out.bias"] = q @ b + src[AE_PREFIX + "quant_conv.bias"]
+        if AE_PREFIX + "decoder.conv_in.weight" in target:
+            p = src[AE_PREFIX + "post_quant_conv.weight"][:, :, 0, 0]  # (z_channels, embed_dim)
+            w, b = src[AE_PREFIX + "decoder.conv_in.weight"], src[AE_PREFIX + "decoder.conv_in.bias"]
+            out[AE_PREFIX + "decoder.conv_in.weight"] = torch.einsum("ockl,cj->ojkl", w, p)
+            out[AE_PREFIX + "decoder.conv_in.bias"] = b + torch.einsum("ockl,c->o", w, src[AE_PREFIX + "post_quant_conv.bias"])
+            warnings.warn("folded the source autoencoder's post_quant_conv into decoder.conv_in: exact except on the "
+                          "latent's one-pixel border; finetune the decoder or use the official SVD autoencoder")
+    for key, value in target.items():
+        match = FRAME_ENCODER.match(key)
+        if match is None or key in src:
+            continue
+        source = src.get(AE_PREFIX + match.group(2))
+        if source is not None and source.shape == value.shape:
+            out[key] = source
+        elif source is None and match.group(2) in QUANT_KEYS:
+            out[key] = _identity_conv(value)
+    for key, value in out.items():
+        if value.shape != target[key].shape:
+            raise ValueError(f"{key}: cannot carry the autoencoder over: shape {tuple(value.shape)} != {tuple(target[key].shape)}")
+    return out
+
+
 def without_ckpt_path(config):
     """The `model:` section of a config (DictConfig), resolved, without `params.ckpt_path`: for building
     a model whose weights are set afterwards."""
@@ -229,7 +285,8 @@ def convert_state(src_state: StateDict, dst_engine: nn.Module, adapter: Union[st
     The network (`model.diffusion_model.*`) goes through `adapter`: a function, its dotted name, or
     one of the names in `ADAPTERS` ("copy", "inflate", "i2v"). Every other tensor (autoencoder, conditioner) is
     copied where the key and shape match and otherwise keeps `dst_engine`'s own initialisation (e.g. a
-    new CLIP image embedder, the temporal layers of a video decoder). The EMA copy, if the engine
+    new CLIP image embedder, the temporal layers of a video decoder); autoencoders are carried over in
+    the same latent space by `autoencoder_weights`. The EMA copy, if the engine
     keeps one, is reset to the converted network. ema: start from the source's EMA weights of the
     network (see `network_weights`). `dst_engine` is changed in place.
     """
@@ -239,7 +296,6 @@ def convert_state(src_state: StateDict, dst_engine: nn.Module, adapter: Union[st
         fn = adapter
     src_state = convert_ldm_keys(src_state)
     fn(network_weights(src_state, ema), dst_engine.model.diffusion_model)
-    copied, kept = 0, []
     target = dst_engine.state_dict()
     others = {}
     for key, value in target.items():
@@ -248,9 +304,9 @@ def convert_state(src_state: StateDict, dst_engine: nn.Module, adapter: Union[st
         source = src_state.get(key)
         if source is not None and source.shape == value.shape:
             others[key] = source
-            copied += 1
-        else:
-            kept.append(key)
+    others.update(autoencoder_weights(src_state, target))
+    kept = [k for k in target if k not in others and not k.startswith((NETWORK_PREFIX, "model_ema."))]
+    copied = len(others)
     dst_engine.load_state_dict(others, strict=False)
     if getattr(dst_engine, "model_ema", None) is not None:
         from ..modules.ema import LitEma
