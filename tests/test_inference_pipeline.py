@@ -150,3 +150,27 @@ def test_cuda_out_of_memory_becomes_an_actionable_error(pipe, images, monkeypatc
     with pytest.raises(OutOfMemoryError, match="while sampling.*offload") as info:
         pipe.generate(images[0])
     assert "decoding_t" in str(info.value) and "fp16" in str(info.value)
+
+
+def test_half_precision_weights_run(images):
+    from tests.helpers import TINY_CONFIG
+
+    pipe = VideoPipeline.load(config=str(TINY_CONFIG), ckpt=str(tiny_checkpoint()), device="cpu", dtype="bf16")
+    assert next(pipe.model.model.parameters()).dtype == torch.bfloat16
+    result = pipe.generate(images[0], SamplingOptions(num_steps=2))
+    assert result.settings["dtype"] == "bfloat16" and result.frames.shape[0] == pipe.defaults.num_frames
+
+
+@pytest.mark.gpu
+def test_offload_on_cuda_matches_and_leaves_the_gpu_empty(images):
+    from tests.helpers import TINY_CONFIG
+
+    kwargs = dict(config=str(TINY_CONFIG), ckpt=str(tiny_checkpoint()), device="cuda", dtype="fp32")
+    plain = VideoPipeline.load(**kwargs)
+    z_plain = plain.sample_latents(images[0], SamplingOptions(seed=3)).cpu()
+    del plain
+    torch.cuda.empty_cache()
+    offloaded = VideoPipeline.load(offload=True, **kwargs)
+    z_off = offloaded.sample_latents(images[0], SamplingOptions(seed=3)).cpu()
+    assert (z_off - z_plain).abs().max().item() < 1e-4
+    assert all(p.device.type == "cpu" for p in offloaded.model.parameters())
