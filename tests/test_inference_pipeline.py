@@ -174,3 +174,19 @@ def test_offload_on_cuda_matches_and_leaves_the_gpu_empty(images):
     z_off = offloaded.sample_latents(images[0], SamplingOptions(seed=3)).cpu()
     assert (z_off - z_plain).abs().max().item() < 1e-4
     assert all(p.device.type == "cpu" for p in offloaded.model.parameters())
+
+
+def test_image_decoder_variant_decodes_frame_by_frame(images):
+    """The *_image_decoder models decode each frame alone: no overlap is needed or used."""
+    from omegaconf import OmegaConf
+
+    from tests.helpers import tiny_config
+
+    cfg = tiny_config()
+    ddconfig = OmegaConf.to_container(cfg.model.params.first_stage_config.params.encoder_config.params)
+    cfg.model.params.first_stage_config = {"target": "sgm.models.autoencoder.AutoencoderKL",
+                                           "params": {"embed_dim": 4, "ddconfig": ddconfig, "lossconfig": {"target": "torch.nn.Identity"}}}
+    pipe = VideoPipeline.load(config=cfg, device="cpu", random_weights=True)
+    result = pipe.generate(images[0], SamplingOptions(num_steps=1, decoding_t=1, decoding_overlap=4))
+    assert result.settings["decoding_overlap"] == 0 and result.frames.shape[0] == pipe.defaults.num_frames
+    assert not hasattr(pipe.model.first_stage_model, "encoder") and hasattr(pipe.model.first_stage_model, "post_quant_conv")
