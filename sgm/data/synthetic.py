@@ -16,13 +16,13 @@ The shard layout is the project's shard contract (see docs/data.md): `<key>.mp4`
 """
 import io
 import json
-from fractions import Fraction
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from sgm.data.motion import motion_bucket_from_score
+from sgm.media import add_video_stream, encode_rgb_frames
 
 __all__ = [
     "SPEED_LEVELS",
@@ -70,15 +70,9 @@ def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
         raise ValueError("cannot encode a video with no frames")
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        # One thread: x264 output is then independent of the machine's core count.
-        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        # One thread: the output is then the same bytes on every machine and run.
+        stream = add_video_stream(container, "libx264", fps, w, h, {"crf": str(crf), "preset": "veryfast"})
+        encode_rgb_frames(container, stream, frames)
     return buf.getvalue()
 
 

@@ -3,13 +3,13 @@ frames, the settings sidecar JSON and the input frame. Encoding uses PyAV's bund
 libraries; no system ffmpeg is needed."""
 import json
 import logging
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Sequence, Union
 
 import numpy as np
 from PIL import Image
 
+from ..media import add_video_stream, encode_rgb_frames
 from .result import VideoResult
 
 logger = logging.getLogger(__name__)
@@ -46,15 +46,8 @@ def _write_av(frames: np.ndarray, path: Path, fps: int, codec: str, options: Dic
 
     frames = _even(frames)
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=Fraction(int(fps), 1))
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = options
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        stream = add_video_stream(container, codec, int(fps), frames.shape[2], frames.shape[1], options)
+        encode_rgb_frames(container, stream, frames)
 
 
 def write_mp4(frames: np.ndarray, path: Path, fps: int) -> None:

@@ -4,6 +4,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ...media import add_video_stream
 from .config import OutputConfig
 
 __all__ = ["output_size", "encode_clips"]
@@ -25,12 +26,11 @@ class _ClipEncoder:
 
         self.path, self.tmp = path, path.with_name(f".{path.name}.{os.getpid()}.tmp")
         self.container = av.open(str(self.tmp), mode="w", format="mp4")
-        self.stream = self.container.add_stream("libx264", rate=rate)
-        self.stream.width, self.stream.height, self.stream.pix_fmt = size[0], size[1], "yuv420p"
-        # NOTE: one x264 thread keeps the output independent of the core count, yet the libx264 in PyAV's wheels
-        # is not bit-reproducible: now and then (a few % of encodes here) the same frames give an mp4 a few
-        # bytes different. Resumes therefore never re-encode a finished clip (see `encode_clips`).
-        self.stream.options = {"crf": str(cfg.crf), "preset": cfg.preset, "threads": "1"}
+        # One encoder thread (see sgm.media). NOTE: PyAV's conversions keep state between videos in a process,
+        # so the same clip can encode to slightly different bytes after other videos; the pipeline encodes each
+        # video in a fresh process, and resumes never re-encode a finished clip (see `encode_clips`).
+        self.stream = add_video_stream(self.container, "libx264", rate, size[0], size[1],
+                                       {"crf": str(cfg.crf), "preset": cfg.preset})
         self.size, self.count, self.frame_time_base = size, 0, Fraction(rate.denominator, rate.numerator)
 
     def write(self, frame) -> None:

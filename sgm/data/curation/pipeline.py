@@ -7,6 +7,8 @@ run ends with the same shards as an uninterrupted one.
 import hashlib
 import json
 import logging
+import os
+import sys
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -33,16 +35,13 @@ logger = logging.getLogger(__name__)
 
 
 def _init_worker() -> None:
-    """Parallelism comes from processes: one thread each for OpenCV and torch."""
+    """Parallelism comes from processes: one thread each for OpenCV and torch (torch is imported only if used)."""
     import cv2
 
     cv2.setNumThreads(1)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # read by torch when a task imports it (CLIP scores)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 
 def analyze_and_record(path: Union[str, Path], cfg: CurationConfig, work_dir: Union[str, Path]) -> dict:
@@ -53,13 +52,20 @@ def analyze_and_record(path: Union[str, Path], cfg: CurationConfig, work_dir: Un
             "error": record.get("error")}
 
 
-def _run_tasks(fn: Callable, tasks: Sequence[tuple], workers: int, desc: str, progress: bool) -> Iterable:
-    """Yield `fn(*task)` results as they finish, in `workers` processes (0: in this process)."""
+def _run_tasks(fn: Callable, tasks: Sequence[tuple], workers: int, desc: str, progress: bool,
+               fresh_process: bool = False) -> Iterable:
+    """Yield `fn(*task)` results as they finish, in `workers` processes (0: in this process).
+
+    fresh_process: run every task in a new process (at least one worker), for work whose result must
+    not depend on what the process did before.
+    """
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(tasks), desc=desc, unit="video", disable=not progress)
+    if fresh_process:
+        workers = max(1, workers)
     try:
-        if workers == 0 or len(tasks) <= 1:
+        if not fresh_process and (workers == 0 or len(tasks) <= 1):
             for task in tasks:
                 yield fn(*task)
                 bar.update()
@@ -68,7 +74,9 @@ def _run_tasks(fn: Callable, tasks: Sequence[tuple], workers: int, desc: str, pr
 
         # spawn: forked children can deadlock in OpenCV/torch thread pools started by the parent.
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+        # NOTE: Python 3.10's pool cannot renew its processes; there a fresh process per task is not guaranteed.
+        renew = {"max_tasks_per_child": 1} if fresh_process and sys.version_info >= (3, 11) else {}
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, **renew) as pool:
             futures = [pool.submit(fn, *task) for task in tasks]
             try:
                 for future in as_completed(futures):
@@ -145,7 +153,9 @@ def build_shards(work_dir: Union[str, Path], out_dir: Union[str, Path], cfg: Cur
         by_video[record["path"]].append(clip)
     tasks = [(src, clips, cache, cfg) for src, clips in sorted(by_video.items())
              if not all((cache / f"{c['clip_id']}.mp4").exists() for c in clips)]
-    for _ in _run_tasks(_encode_task, tasks, cfg.workers, "encode", progress):
+    # NOTE: a fresh process per video: PyAV's conversions keep state between videos, and with it the same clip
+    # could encode to different bytes depending on the videos encoded before it in the same process.
+    for _ in _run_tasks(_encode_task, tasks, cfg.workers, "encode", progress, fresh_process=True):
         pass
     # 3. shards from the sorted kept clips
     samples = []

@@ -1,10 +1,11 @@
 """Synthetic raw videos with known scenes (for tests and the throughput benchmark): moving textures, still
 frames and text slides separated by hard cuts, written as H.264 mp4 with PyAV."""
-from fractions import Fraction
 from pathlib import Path
 from typing import List, Sequence, Tuple, Union
 
 import numpy as np
+
+from ...media import add_video_stream, encode_rgb_frames
 
 __all__ = ["render_scene", "write_video", "write_scene_video"]
 
@@ -54,14 +55,9 @@ def write_video(path: Union[str, Path], frames: np.ndarray, fps: float, crf: int
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "ultrafast", "threads": "1"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        stream = add_video_stream(container, "libx264", fps, frames.shape[2], frames.shape[1],
+                                  {"crf": str(crf), "preset": "ultrafast"})
+        encode_rgb_frames(container, stream, frames)
     return path
 
 
