@@ -17,7 +17,7 @@ The shard layout is the project's shard contract (see docs/data.md): `<key>.mp4`
 import io
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -158,6 +158,21 @@ def _tar_writer(path: Path):
     return wds.TarWriter(str(path), encoder=False, mtime=_TAR_MTIME)
 
 
+def _write_shards(out_dir: PathLike, prefix: str, num_shards: int, samples_per_shard: int,
+                  sample: Callable[[int, int], dict]) -> List[Path]:
+    """Write `<prefix>-000000.tar`, ... with `sample(shard, i)` members under keys `s<shard>_<i>`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for shard in range(num_shards):
+        path = out / f"{prefix}-{shard:06d}.tar"
+        with _tar_writer(path) as sink:
+            for i in range(samples_per_shard):
+                sink.write({"__key__": f"s{shard:06d}_{i:06d}", **sample(shard, i)})
+        paths.append(path)
+    return paths
+
+
 def write_toy_video_shards(
     out_dir: PathLike,
     num_shards: int = 2,
@@ -185,26 +200,14 @@ def write_toy_video_shards(
     height, width = _check_size(size)
     if num_shards < 1 or samples_per_shard < 1:
         raise ValueError(f"need at least one shard and one sample per shard, got {num_shards}, {samples_per_shard}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for shard in range(num_shards):
-        path = out / f"{prefix}-{shard:06d}.tar"
-        with _tar_writer(path) as sink:
-            for i in range(samples_per_shard):
-                rng = np.random.default_rng([seed, shard, i])
-                fps = float(_pick(rng, list(fps_choices)))
-                n = int(num_frames) if num_frames is not None else max(1, round(duration * fps))
-                frames, meta = render_toy_video(rng, height, width, fps, n)
-                sink.write(
-                    {
-                        "__key__": f"s{shard:06d}_{i:06d}",
-                        "mp4": encode_mp4(frames, fps),
-                        "json": json.dumps(meta, sort_keys=True).encode(),
-                    }
-                )
-        paths.append(path)
-    return paths
+    def sample(shard: int, i: int) -> dict:
+        rng = np.random.default_rng([seed, shard, i])
+        fps = float(_pick(rng, list(fps_choices)))
+        n = int(num_frames) if num_frames is not None else max(1, round(duration * fps))
+        frames, meta = render_toy_video(rng, height, width, fps, n)
+        return {"mp4": encode_mp4(frames, fps), "json": json.dumps(meta, sort_keys=True).encode()}
+
+    return _write_shards(out_dir, prefix, num_shards, samples_per_shard, sample)
 
 
 def write_toy_image_shards(
@@ -232,24 +235,12 @@ def write_toy_image_shards(
     height, width = _check_size(size)
     if num_shards < 1 or samples_per_shard < 1:
         raise ValueError(f"need at least one shard and one sample per shard, got {num_shards}, {samples_per_shard}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for shard in range(num_shards):
-        path = out / f"{prefix}-{shard:06d}.tar"
-        with _tar_writer(path) as sink:
-            for i in range(samples_per_shard):
-                rng = np.random.default_rng([seed, shard, i, 1])
-                image, caption = render_toy_image(rng, height, width)
-                jpg = io.BytesIO()
-                Image.fromarray(image).save(jpg, format="JPEG", quality=quality)
-                meta = {"caption": caption, "width": width, "height": height}
-                sink.write(
-                    {
-                        "__key__": f"s{shard:06d}_{i:06d}",
-                        "jpg": jpg.getvalue(),
-                        "json": json.dumps(meta, sort_keys=True).encode(),
-                    }
-                )
-        paths.append(path)
-    return paths
+    def sample(shard: int, i: int) -> dict:
+        rng = np.random.default_rng([seed, shard, i, 1])
+        image, caption = render_toy_image(rng, height, width)
+        jpg = io.BytesIO()
+        Image.fromarray(image).save(jpg, format="JPEG", quality=quality)
+        meta = {"caption": caption, "width": width, "height": height}
+        return {"jpg": jpg.getvalue(), "json": json.dumps(meta, sort_keys=True).encode()}
+
+    return _write_shards(out_dir, prefix, num_shards, samples_per_shard, sample)
