@@ -197,3 +197,48 @@ def test_seeded_epochs_are_reproducible_for_resumed_runs(tmp_path, workers):
     assert resumed[0] == uninterrupted[1]
     assert uninterrupted[0] != uninterrupted[1]  # a new order, crops and noise each epoch
     assert sorted(k for k, *_ in uninterrupted[0]) == sorted(k for k, *_ in uninterrupted[1])
+
+
+def _audio_only_mp4() -> bytes:
+    """An mp4 holding one AAC audio stream and no video stream."""
+    import io
+
+    import av
+    import numpy as np
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    return buf.getvalue()
+
+
+def test_empty_mp4_audio_only_mp4_and_json_of_wrong_types_are_skipped(tmp_path):
+    """None of these may reach the model or raise out of the loader (a NaN score used to crash training)."""
+    import json
+
+    def with_json(key, **fields):
+        sample = video_sample(key, ramp_video(6), 12)
+        sample["json"] = json.dumps({**json.loads(sample["json"]), **fields}).encode()  # NaN/Infinity allowed
+        return sample
+
+    empty = video_sample("empty", ramp_video(6), 12)
+    empty["mp4"] = b""
+    audio = video_sample("audio", ramp_video(6), 12)
+    audio["mp4"] = _audio_only_mp4()
+    bad_json = [
+        with_json("fps_string", fps="30"),
+        with_json("fps_infinite", fps=float("inf")),
+        with_json("frames_string", num_frames="x"),
+        with_json("caption_number", caption=5),
+        with_json("bucket_string", motion_bucket_id="high"),
+        with_json("score_nan", motion_bucket_id=None, motion_score=float("nan")),
+        with_json("score_infinite", motion_bucket_id=None, motion_score=float("inf")),
+    ]
+    shard = write_shard(tmp_path / "bad.tar", [empty, audio, *bad_json, video_sample("good", ramp_video(6), 12)])
+    ds = VideoDataset(str(shard), num_frames=3, fps=6, size=(16, 16), shuffle_buffer=0, keep_key=True)
+    assert _keys(ds) == ["good"]
+    assert ds.skipped["corrupt_video"] == 2 and ds.skipped["bad_json"] == len(bad_json)

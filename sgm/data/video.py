@@ -15,6 +15,7 @@ and `VideoDataModule` batches them for Lightning.
 """
 import json
 import logging
+import math
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
@@ -67,8 +68,8 @@ def _positive_number(meta: Dict[str, Any], name: str, key: str) -> Optional[floa
     value = meta.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise SampleSkipped("bad_json", f"{key}: json {name!r} must be a positive number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise SampleSkipped("bad_json", f"{key}: json {name!r} must be a positive finite number, got {value!r}")
     return float(value)
 
 
@@ -149,8 +150,8 @@ class VideoDataset(ShardDataset):
             return round(bucket)
         score = meta.get("motion_score")
         if score is not None:
-            if isinstance(score, bool) or not isinstance(score, (int, float)) or score < 0:
-                raise SampleSkipped("bad_json", f"{key}: motion_score must be a number >= 0, got {score!r}")
+            if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score < math.inf:
+                raise SampleSkipped("bad_json", f"{key}: motion_score must be a finite number >= 0, got {score!r}")
             return motion_bucket_from_score(score, self.motion_bucket_scale)
         return self.default_motion_bucket_id
 
