@@ -62,6 +62,24 @@ def test_frame_full_of_text_is_flagged():
     assert text_area_fraction(np.full((112, 192, 3), 128, np.uint8), cfg) == 0.0
 
 
+def _grey(values: np.ndarray) -> np.ndarray:
+    return np.repeat(values.astype(np.uint8)[..., None], 3, axis=-1)
+
+
+@pytest.mark.parametrize("period", [5, 8, 16])
+def test_horizontal_lines_and_fences_are_not_text(period):
+    """Thin horizontal lines (blinds, stairs, stripes) once scored 24-78 % text; a band of fence posts 10-19 %."""
+    cfg = TextConfig()
+    rows = np.arange(216)[:, None]
+    stripes = _grey(np.broadcast_to(np.where(rows % period < 2, 230, 30), (216, 384)))
+    assert text_area_fraction(stripes, cfg) == 0.0
+    fence = np.full((216, 384), 120)
+    fence[100 : 100 + 5 * period, np.arange(384) % 8 < 3] = 230  # posts 3 px wide, 8 px apart
+    assert text_area_fraction(_grey(fence), cfg) == 0.0
+    text = render_scene("text", 1, 216, 384)[0]
+    assert text_area_fraction(text, cfg) > 0.5  # while text is still found at this size
+
+
 def test_text_clip_is_dropped_by_the_text_filter(tmp_path):
     path = tmp_path / "slides.mp4"
     write_scene_video(path, [("moving", 30), ("text", 30)], seed=3)

@@ -94,6 +94,8 @@ class TextConfig:
         min_aspect: smallest width/height ratio of a text-line box.
         min_fill: smallest fraction of a box covered by gradient pixels.
         min_contrast: smallest grey-level gradient (0-255) counted as a stroke edge.
+        min_edge_balance: smallest ratio (0-1) of the weaker to the stronger edge direction (Sobel x vs y)
+            inside a box; text has both (about 0.7 and more), stripes and fences nearly one (below 0.3).
     """
 
     frames_per_clip: int = 3
@@ -102,6 +104,7 @@ class TextConfig:
     min_aspect: float = 1.5
     min_fill: float = 0.45
     min_contrast: int = 40
+    min_edge_balance: float = 0.4
 
 
 @dataclass

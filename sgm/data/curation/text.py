@@ -4,8 +4,10 @@ Steps (the classic morphological text-region detector):
 1. morphological gradient of the grey frame (character strokes give strong, thin gradients);
 2. threshold at the larger of Otsu's level and `min_contrast`, then a horizontal closing that merges the characters of a line into one blob;
 3. connected components; a component counts as a text line when its height is within the configured range
-   (relative to the frame height), it is wider than tall (`min_aspect`) and gradient pixels fill enough of its
-   box (`min_fill`);
+   (relative to the frame height), it is wider than tall (`min_aspect`), gradient pixels fill enough of its
+   box (`min_fill`) and its edges run both ways (`min_edge_balance`): glyphs have vertical stems and
+   horizontal bars or curves, whereas horizontal lines (blinds, stripes, stairs) have edges of one
+   direction only, and rows of vertical bars (fences, railings) almost only;
 4. the score is the area of the union of those boxes over the frame area.
 """
 import numpy as np
@@ -28,11 +30,16 @@ def text_area_fraction(rgb: np.ndarray, cfg: TextConfig) -> float:
     close_w = max(3, int(round(h * cfg.min_char_height * 3)))
     connected = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (close_w, 1)))
     count, _, stats, _ = cv2.connectedComponentsWithStats(connected, connectivity=8)
+    edges_x = np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0))  # (H, W) vertical edges
+    edges_y = np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1))  # (H, W) horizontal edges
     mask = np.zeros((h, w), np.uint8)
     for x, y, bw, bh, _ in stats[1:]:  # row 0 is the background
         if not cfg.min_char_height * h <= bh <= cfg.max_char_height * h or bw < cfg.min_aspect * bh:
             continue
         fill = np.count_nonzero(binary[y : y + bh, x : x + bw]) / float(bw * bh)
-        if fill >= cfg.min_fill:
+        if fill < cfg.min_fill:
+            continue
+        ex, ey = float(edges_x[y : y + bh, x : x + bw].sum()), float(edges_y[y : y + bh, x : x + bw].sum())
+        if min(ex, ey) >= cfg.min_edge_balance * max(ex, ey):
             mask[y : y + bh, x : x + bw] = 1
     return float(mask.mean())
