@@ -197,6 +197,20 @@ def missing_checkpoint_config(tmp_path):
     return path
 
 
+def test_model_choice_finds_the_checkpoint_where_the_pipeline_does(tmp_path):
+    """A config naming its weights only in model.params.ckpt_path: the menu must not call them missing."""
+    from omegaconf import OmegaConf
+
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"x")
+    cfg = tiny_config(**{"model.params.ckpt_path": str(weights)})
+    del cfg.sampling["checkpoint"]
+    OmegaConf.save(cfg, tmp_path / "c.yaml")
+    choice = ModelChoice(config=str(tmp_path / "c.yaml"))
+    assert choice.check_checkpoint() == str(weights)
+    assert choice.label.endswith("w.safetensors")
+
+
 def test_missing_checkpoint_starts_the_app_and_says_which_file(tmp_path):
     from sgm.demo.launch import prepare
 

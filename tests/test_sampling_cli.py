@@ -80,6 +80,10 @@ def test_num_videos_formats_and_glob(tmp_path):
     (["--format", "avi"], "unknown output format"),
     (["--ckpt", "/nowhere/svd.safetensors"], "checkpoint not found: /nowhere/svd.safetensors"),
     (["--motion_bucket_id", "999"], "motion_bucket_id must be in 0..255"),
+    (["--height", "100"], "height must be a positive multiple of 64, got 100"),
+    (["--device", "gpu"], "unknown device 'gpu'"),
+    (["--ff_chunk", "0"], "ff_chunk_size must be >= 1"),
+    (["--config", "/nowhere/model.yaml"], "config file not found: /nowhere/model.yaml"),
 ])
 def test_usage_errors_exit_2(tmp_path, caplog, extra, message):
     Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(tmp_path / "x.png")
@@ -98,3 +102,20 @@ def test_bad_flag_exits_2(tmp_path):
     with pytest.raises(SystemExit) as info:
         main(["--crop_offset", "3,3"])
     assert info.value.code == 2
+
+
+def test_malformed_config_exits_2_naming_the_file(tmp_path, caplog):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("model: [1, 2\n")
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(tmp_path / "x.png")
+    with caplog.at_level(logging.ERROR):
+        assert main(["--input_path", str(tmp_path / "x.png"), "--config", str(bad), "--device", "cpu"]) == 2
+    assert f"{bad} is not a valid YAML config" in caplog.text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_a_gpu_exits_2(tmp_path, caplog):
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(tmp_path / "x.png")
+    with caplog.at_level(logging.ERROR):
+        assert run(tmp_path / "x.png", tmp_path / "out", "--device", "cuda") == 2
+    assert "no CUDA GPU" in caplog.text and "--device cpu" in caplog.text

@@ -39,21 +39,24 @@ class ModelChoice:
         """The weights file `VideoPipeline.load` will read; MissingCheckpointError (naming the file
         to put where) when it is not there."""
         from ..inference.checkpoints import resolve_checkpoint
+
+        return resolve_checkpoint(self.ckpt, self._config_checkpoint(), self.version)
+
+    def _config_checkpoint(self) -> Optional[str]:
+        from ..inference.checkpoints import config_checkpoint
         from ..models.loading import load_config
 
-        default = (load_config(self.config_path).get("sampling") or {}).get("checkpoint")
-        return resolve_checkpoint(self.ckpt, default, self.version)
+        return config_checkpoint(load_config(self.config_path))
 
     def checkpoint_path(self) -> Tuple[Optional[str], bool]:
         """(where the weights are looked for, whether the file is there), found the way
         `VideoPipeline.load` finds it: `ckpt`, else the config's `sampling.checkpoint`."""
         from ..inference import MissingCheckpointError
-        from ..models.loading import load_config
 
         try:
             return self.check_checkpoint(), True
         except MissingCheckpointError:
-            return (self.ckpt or (load_config(self.config_path).get("sampling") or {}).get("checkpoint")), False
+            return (self.ckpt or self._config_checkpoint()), False
 
     @property
     def label(self) -> str:

@@ -3,7 +3,7 @@ checkpoint is looked for."""
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 from .errors import MissingCheckpointError
 
@@ -37,6 +37,13 @@ def version_config(version: str) -> Path:
     if version not in VERSIONS:
         raise ValueError(f"unknown version {version!r}; choose one of {', '.join(VERSIONS)} or pass a config")
     return REPO_ROOT / VERSIONS[version].config
+
+
+def config_checkpoint(cfg: Mapping) -> Optional[str]:
+    """The checkpoint a full config names: its `sampling.checkpoint`, else `model.params.ckpt_path`."""
+    sampling = cfg.get("sampling") or {}
+    params = (cfg.get("model") or {}).get("params") or {}
+    return sampling.get("checkpoint") or params.get("ckpt_path")
 
 
 def official_for(path: Optional[str], version: Optional[str]) -> Optional[Version]:

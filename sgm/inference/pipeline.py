@@ -14,7 +14,7 @@ from .. import __version__
 from ..models.loading import build_model, load_config
 from ..modules.autoencoding.temporal_ae import VideoDecoder
 from ..modules.diffusionmodules.guiders import LinearPredictionGuider, VanillaCFG
-from .checkpoints import resolve_checkpoint, version_config
+from .checkpoints import config_checkpoint, resolve_checkpoint, version_config
 from .conditioning import video_batch, video_conditioning
 from .decoding import decode_chunked, effective_overlap
 from .errors import OutOfMemoryError
@@ -46,6 +46,38 @@ def parse_dtype(dtype: Union[None, str, torch.dtype], device: torch.device) -> t
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def parse_device(device: Union[None, str, torch.device]) -> torch.device:
+    """torch device from 'cuda', 'cuda:1', 'cpu', ... (default: `default_device()`); ValueError for a
+    name torch does not know or a CUDA device this machine does not have."""
+    if device is None:
+        return default_device()
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r}; use cuda, cuda:<index> or cpu") from e
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device} was asked for, but torch finds no CUDA GPU here; use --device cpu "
+                             f"(slow) or check the NVIDIA driver and that torch was installed with CUDA")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device} does not exist; this machine has {torch.cuda.device_count()} CUDA "
+                             f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return device
+
+
+def read_config(config: Union[str, os.PathLike, dict, DictConfig], name: str) -> DictConfig:
+    """The full config `config`; ValueError naming the file when it is not valid YAML or lacks `model:`."""
+    import yaml
+
+    try:
+        cfg = load_config(config)
+    except yaml.YAMLError as e:
+        raise ValueError(f"{name} is not a valid YAML config: {e}") from e
+    if not isinstance(cfg, DictConfig) or "model" not in cfg:
+        raise ValueError(f"{name} has no `model:` section")
+    return cfg
 
 
 class VideoPipeline:
@@ -91,15 +123,14 @@ class VideoPipeline:
         config_name = str(config) if isinstance(config, (str, os.PathLike)) else "<in-memory config>"
         if version is not None and Path(config_name).name != f"{version}.yaml":
             version = None  # a custom config: the version names no official file
-        cfg = load_config(config)
-        if "model" not in cfg:
-            raise ValueError(f"{config_name} has no `model:` section")
-        device = torch.device(device) if device is not None else default_device()
+        cfg = read_config(config, config_name)
+        device = parse_device(device)
         torch_dtype = parse_dtype(dtype, device)
+        if ff_chunk_size is not None and ff_chunk_size < 1:
+            raise ValueError(f"ff_chunk_size must be >= 1 or None, got {ff_chunk_size}")
         ckpt_path = None
         if not random_weights:
-            default_ckpt = (cfg.get("sampling") or {}).get("checkpoint") or cfg.model.get("params", {}).get("ckpt_path")
-            ckpt_path = resolve_checkpoint(ckpt, default_ckpt, version)
+            ckpt_path = resolve_checkpoint(ckpt, config_checkpoint(cfg), version)
         storage = torch.device("cpu") if offload else device
         t0 = time.perf_counter()
         model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
