@@ -53,6 +53,42 @@ def test_merge_order_and_missing_sections(tmp_path):
         merge_configs([str(tmp_path / "nothere.yaml")])
 
 
+def test_user_errors_in_configs_and_overrides_are_value_errors_naming_the_culprit(tmp_path):
+    (tmp_path / "a.yaml").write_text("model: {base_learning_rate: 1.0, target: m, params: {loss_fn_config: {}}}\n"
+                                     "data: {target: d}\n")
+    base = [str(tmp_path / "a.yaml")]
+    with pytest.raises(ValueError, match=r"override 'model.params.x=\[1,2'"):
+        merge_configs(base, ["model.params.x=[1,2"])
+    (tmp_path / "broken.yaml").write_text("model: [\n")
+    with pytest.raises(ValueError, match="broken.yaml is not valid YAML"):
+        merge_configs([str(tmp_path / "broken.yaml")])
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ValueError, match="must hold a mapping"):
+        merge_configs([str(tmp_path / "list.yaml")])
+    check_config(merge_configs(base))  # the valid config passes
+    for override, message in [("data=5", "`data:` must be a mapping"), ("lightning=5", "`lightning:` must be a mapping"),
+                              ("lightning.trainer=gpu", "`lightning.trainer:` must be a mapping"),
+                              ("model.base_learning_rate=abc", "must be a number")]:
+        with pytest.raises(ValueError, match=message):
+            check_config(merge_configs(base, [override]))
+
+
+def test_unknown_trainer_setting_is_named(tmp_path):
+    from omegaconf import OmegaConf
+
+    from sgm.training.rundir import RunDir
+    from sgm.training.trainer import build_trainer
+
+    cfg = OmegaConf.create({"lightning": {"trainer": {"accelerator": "cpu", "max_step": 3}}})
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['max_step'\].*max_steps"):
+        build_trainer(cfg, RunDir(tmp_path), seed=0)
+
+
+def test_bad_override_exits_with_a_message_not_a_traceback(tmp_path, caplog):
+    assert _main(["--base", str(REPO / "configs" / "toy" / "svd_toy.yaml"), "model.params.x=[1,2", "--dry-run"]) == 2
+    assert "cannot apply the override 'model.params.x=[1,2'" in caplog.text
+
+
 def _main(argv) -> int:
     """main.py's entry point, in this process."""
     import main

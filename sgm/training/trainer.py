@@ -11,6 +11,7 @@ lightning:
   scale_lr: false. If true the learning rate is base_learning_rate x batch size x accumulate_grad_batches
     x devices x num_nodes (sgm's convention); by default it is base_learning_rate itself.
 """
+import inspect
 import logging
 from typing import Any, Dict, List
 
@@ -76,6 +77,11 @@ def build_trainer(cfg: DictConfig, run_dir: RunDir, seed: int) -> pl.Trainer:
     for key in ("callbacks", "logger", "default_root_dir"):
         if key in kwargs:
             raise ValueError(f"lightning.trainer.{key} is set by main.py; use lightning.callbacks / lightning.loggers / --logdir")
+    accepted = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ValueError(f"lightning.trainer has unknown setting(s) {unknown}; pytorch_lightning.Trainer accepts: "
+                         f"{', '.join(sorted(accepted))}")
     return pl.Trainer(callbacks=callbacks, logger=loggers, default_root_dir=str(run_dir.root), **kwargs)
 
 
