@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from scripts.sampling.simple_video_sample import main
+from scripts.sampling.simple_video_sample import main, output_stems
 from tests.helpers import TINY_CONFIG
 from tests.inference_helpers import make_acceptance_folder, read_video, tiny_checkpoint
 
@@ -119,3 +119,14 @@ def test_cuda_device_without_a_gpu_exits_2(tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
         assert run(tmp_path / "x.png", tmp_path / "out", "--device", "cuda") == 2
     assert "no CUDA GPU" in caplog.text and "--device cpu" in caplog.text
+
+
+def test_output_names_never_collide():
+    from pathlib import Path
+
+    files = [Path("a/img.png"), Path("b/img.png"), Path("b/img.JPG"), Path("c/other.png")]
+    stems = output_stems(files, Path("out"), num_videos=2)
+    names = [s.name for per_file in stems for s in per_file]
+    assert len(set(names)) == len(names) == 8
+    assert [s[0].name for s in stems] == ["img-png-1_00", "img-png-2_00", "img-jpg_00", "other_00"]
+    assert [s[0].name for s in output_stems(files[2:], Path("out"), 1)] == ["img", "other"]

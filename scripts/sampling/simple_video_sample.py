@@ -77,12 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def output_stems(files: List[Path], folder: Path, num_videos: int) -> List[List[Path]]:
-    """<folder>/<stem>[-<ext>]_<k> for each file and video index; the extension joins the name only
-    when two inputs share a stem."""
+    """<folder>/<stem>[-<ext>][-<n>]_<k> for each file and video index; the extension joins the name
+    only when two inputs share a stem, and a number only when they share stem and extension (same
+    names in different folders of a glob), so no output overwrites another."""
     stems = [f.stem for f in files]
+    names = [f.stem if stems.count(f.stem) == 1 else f"{f.stem}-{f.suffix.lstrip('.').lower()}" for f in files]
     out = []
-    for f in files:
-        name = f.stem if stems.count(f.stem) == 1 else f"{f.stem}-{f.suffix.lstrip('.').lower()}"
+    for i, name in enumerate(names):
+        if names.count(name) > 1:
+            name = f"{name}-{names[:i].count(name) + 1}"
         out.append([folder / (f"{name}_{k:02d}" if num_videos > 1 else name) for k in range(num_videos)])
     return out
 
