@@ -153,3 +153,30 @@ def test_lambda_linear_scheduler_warm_up_then_constant():
     assert [two(n) for n in (0, 2, 4, 6, 8, 10, 16, 100)] == pytest.approx([0, 0.5, 0.5, 0.25, 0, 0.5, 0, 0])
     with pytest.raises(ValueError, match="one per cycle"):
         LambdaLinearScheduler([1, 2], [0.0], [1.0], [0.0], [5])
+
+
+def test_training_conditioning_per_frame_equals_the_sampling_conditioning():
+    """What the network sees in training (per-video batch, conditioning repeated per frame) is what the
+    golden-matched sampling path (sgm.inference.conditioning) gives each video."""
+    from sgm.inference.conditioning import video_batch, video_conditioning
+    from tests.helpers import build_tiny_model
+
+    torch.set_num_threads(1)
+    model = build_tiny_model(seed=0)
+    b, t = 2, 3
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(b, 3, 64, 64, generator=g) * 2 - 1
+    noise = torch.randn(b, 3, 64, 64, generator=g)
+    cond_aug = torch.tensor([0.02, 0.1])
+    fps_id, motion = torch.tensor([5, 9]), torch.tensor([127, 30])
+    batch = {"cond_frames_without_noise": images, "cond_frames": images + cond_aug[:, None, None, None] * noise,
+             "cond_aug": cond_aug, "fps_id": fps_id, "motion_bucket_id": motion, "num_video_frames": torch.full((b,), t)}
+    rec = Recorder()
+    with torch.no_grad():
+        _loss()(None, rec, model.conditioner, torch.zeros(b * t, 4, 8, 8), batch)
+        for i in range(b):
+            single = video_batch(images[i:i + 1], noise[i:i + 1], t, int(fps_id[i]), int(motion[i]), float(cond_aug[i]))
+            c, _ = video_conditioning(model.conditioner, single, t)
+            assert set(c) == set(rec.cond)
+            for key, value in c.items():
+                torch.testing.assert_close(rec.cond[key][i * t:(i + 1) * t], value, msg=f"{key} of video {i}")
