@@ -84,12 +84,14 @@ def test_num_videos_formats_and_glob(tmp_path):
     (["--device", "gpu"], "unknown device 'gpu'"),
     (["--ff_chunk", "0"], "ff_chunk_size must be >= 1"),
     (["--config", "/nowhere/model.yaml"], "config file not found: /nowhere/model.yaml"),
+    (["--watermark"], "watermark needs frames of at least 256x256"),  # refused before any sampling
 ])
 def test_usage_errors_exit_2(tmp_path, caplog, extra, message):
     Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(tmp_path / "x.png")
     with caplog.at_level(logging.ERROR):
         assert run(tmp_path / "x.png", tmp_path / "out", *extra) == 2
     assert message in caplog.text
+    assert not (tmp_path / "out").exists()  # nothing was sampled or written
 
 
 def test_missing_input_exits_2(tmp_path, caplog):

@@ -100,7 +100,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from sgm.inference import InferenceError, SamplingOptions, VideoPipeline, write_video
     from sgm.inference.checkpoints import MissingCheckpointError
     from sgm.inference.inputs import expand_inputs
-    from sgm.inference.watermark import add_watermark
+    from sgm.inference.watermark import add_watermark, check_watermark
     from sgm.inference.writers import parse_formats
 
     try:
@@ -117,7 +117,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         pipe = VideoPipeline.load(version=args.version, config=args.config, ckpt=args.ckpt, device=args.device,
                                   dtype=args.dtype, offload=args.offload, ff_chunk_size=args.ff_chunk,
                                   random_weights=args.random_weights)
-        opts.filled(pipe.defaults)  # validate the combination before the first image
+        filled = opts.filled(pipe.defaults)  # validate the combination before the first image
+        if args.watermark:
+            check_watermark(filled.width, filled.height)
     except (ValueError, MissingCheckpointError, FileNotFoundError, ImportError) as e:
         logger.error("%s", e)
         return 2

@@ -21,11 +21,18 @@ def _imwatermark():
     return imwatermark
 
 
+def check_watermark(width: int, height: int) -> None:
+    """Raise before any sampling if frames of width x height cannot be watermarked: ValueError when
+    they are too small, ImportError when the package is missing."""
+    if width * height < MIN_PIXELS:
+        raise ValueError(f"the DWT-DCT watermark needs frames of at least 256x256 pixels in area, got "
+                         f"{width}x{height}; sample larger or leave the watermark off")
+    _imwatermark()
+
+
 def watermark_frames(frames: np.ndarray) -> np.ndarray:
     """(T, H, W, 3) uint8 RGB with the SVD watermark embedded in each frame (a new array)."""
-    if frames.shape[1] * frames.shape[2] < MIN_PIXELS:
-        raise ValueError(f"the DWT-DCT watermark needs frames of at least 256x256 pixels in area, got "
-                         f"{frames.shape[2]}x{frames.shape[1]}; sample larger or leave the watermark off")
+    check_watermark(frames.shape[2], frames.shape[1])
     encoder = _imwatermark().WatermarkEncoder()
     encoder.set_watermark("bits", WATERMARK_BITS)
     # NOTE: the embedder expects OpenCV's BGR channel order, as the original passes it.
