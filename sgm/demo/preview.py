@@ -10,15 +10,13 @@ def crop_box(image_size: Tuple[int, int], width: int, height: int, crop_offset: 
     """(left, top, right, bottom) in the uploaded image's pixels of the region that ends up in the
     width x height frame.
 
-    Same rule as `sgm.inference.images.cover_and_crop`: resize to the smallest size covering
-    width x height (aspect kept), then cut width x height at `crop_offset` (x, y in [0, 1]).
+    The geometry of `sgm.inference.images.cover_and_crop` (resize to the smallest size covering
+    width x height, aspect kept, then cut width x height at `crop_offset`), in source pixels.
     """
-    w, h = image_size
-    scale = max(width / w, height / h)
-    new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
-    left = round((new_w - width) * float(crop_offset[0]))
-    top = round((new_h - height) * float(crop_offset[1]))
-    sx, sy = new_w / w, new_h / h  # resized pixels per source pixel
+    from ..inference.images import cover_geometry
+
+    (new_w, new_h), (left, top) = cover_geometry(image_size, width, height, crop_offset)
+    sx, sy = new_w / image_size[0], new_h / image_size[1]  # resized pixels per source pixel
     return (left / sx, top / sy, (left + width) / sx, (top + height) / sy)
 
 

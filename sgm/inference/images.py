@@ -51,16 +51,24 @@ def load_image(image: ImageLike) -> Image.Image:
                              f"use a jpg, png or webp file") from e
 
 
+def cover_geometry(size: Tuple[int, int], width: int, height: int,
+                   crop_offset: Tuple[float, float] = (0.5, 0.5)) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """((resized_w, resized_h), (left, top)) for `cover_and_crop` of an image of `size` (w, h): the
+    smallest size covering width x height with the aspect kept, and where the crop starts in it."""
+    w, h = size
+    scale = max(width / w, height / h)
+    new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
+    left = round((new_w - width) * float(crop_offset[0]))
+    top = round((new_h - height) * float(crop_offset[1]))
+    return (new_w, new_h), (left, top)
+
+
 def cover_and_crop(image: Image.Image, width: int, height: int, crop_offset: Tuple[float, float] = (0.5, 0.5)) -> Image.Image:
     """Resize `image` to the smallest size that covers width x height (aspect kept), then crop
     width x height out of it; crop_offset (x, y) in [0, 1] places the crop (0.5, 0.5 = centre)."""
-    w, h = image.size
-    scale = max(width / w, height / h)
-    new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
-    if (new_w, new_h) != (w, h):
+    (new_w, new_h), (left, top) = cover_geometry(image.size, width, height, crop_offset)
+    if (new_w, new_h) != image.size:
         image = image.resize((new_w, new_h), Image.Resampling.LANCZOS)
-    left = round((new_w - width) * float(crop_offset[0]))
-    top = round((new_h - height) * float(crop_offset[1]))
     return image.crop((left, top, left + width, top + height))
 
 
