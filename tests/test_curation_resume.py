@@ -98,4 +98,33 @@ def test_interrupted_encoding_resumes_without_redoing_clips(inputs, tmp_path, mo
     assert 0 < len(calls) <= 8 - 3  # the videos finished before the interruption are not encoded again
     _same_shards(tmp_path / "out", reference)
     members = {n: b for m in shard_members(tmp_path / "out" / "shards").values() for n, b in m}
-    assert all(members[name] == data for name, data in encoded.items())  # clips from before the interruption
+    # clips from before the interruption (cached as <clip_id>_<start>-<end>.mp4)
+    assert all(members[name.rsplit("_", 1)[0] + ".mp4"] == data for name, data in encoded.items())
+
+
+def test_reanalysed_clips_are_encoded_again(tmp_path):
+    """Other cut settings give clip ids new frame spans; the clip cache must not hand back the old files."""
+    import io
+    import json
+
+    import av
+
+    from sgm.data.curation.synthetic import write_scene_video
+
+    write_scene_video(tmp_path / "in" / "v.mp4", [("moving", 30), ("moving", 30)], seed=3)
+
+    def curate(*overrides):
+        cfg = quick_config("filters.min_duration=null", *overrides)
+        pipeline.analyze_all([tmp_path / "in" / "v.mp4"], tmp_path / "work", cfg, progress=False)
+        pipeline.build_shards(tmp_path / "work", tmp_path / "out", cfg, progress=False)
+        members = {n: b for m in shard_members(tmp_path / "out" / "shards").values() for n, b in m}
+        spans = []
+        for name, data in sorted(members.items()):
+            if name.endswith(".json"):
+                meta = json.loads(data)
+                with av.open(io.BytesIO(members[name[: -len(".json")] + ".mp4"])) as container:
+                    spans.append((meta["num_frames"], sum(1 for _ in container.decode(video=0))))
+        return spans
+
+    assert curate() == [(30, 30), (30, 30)]
+    assert curate("cuts.content=null", "cuts.threshold=null") == [(60, 60)]  # clip 0 now spans the whole video

@@ -7,7 +7,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ...media import add_video_stream
 from .config import OutputConfig
 
-__all__ = ["output_size", "encode_clips"]
+__all__ = ["output_size", "cached_clip_path", "encode_clips"]
 
 
 def output_size(width: int, height: int, max_short_side: Optional[int]) -> Tuple[int, int]:
@@ -16,6 +16,12 @@ def output_size(width: int, height: int, max_short_side: Optional[int]) -> Tuple
     if max_short_side is not None and min(width, height) > max_short_side:
         scale = max_short_side / min(width, height)
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+def cached_clip_path(out_dir: Path, clip: dict) -> Path:
+    """Where clip (`clip_id`, `start_frame`, `end_frame`) is encoded. The frame span is part of the name:
+    re-analysis with other cut settings gives a clip id new frames, and must not reuse the old file."""
+    return out_dir / f"{clip['clip_id']}_{clip['start_frame']}-{clip['end_frame']}.mp4"
 
 
 class _ClipEncoder:
@@ -53,7 +59,7 @@ class _ClipEncoder:
 
 
 def encode_clips(source: Path, clips: Sequence[dict], out_dir: Path, cfg: OutputConfig) -> Dict[str, Path]:
-    """Write each clip (`clip_id`, `start_frame`, `end_frame`) of `source` to `out_dir/<clip_id>.mp4`.
+    """Write each clip (`clip_id`, `start_frame`, `end_frame`) of `source` to `cached_clip_path(out_dir, clip)`.
 
     Clips whose file already exists are skipped (resume); the source is decoded once, up to the last frame
     needed. Returns clip id -> path for all `clips`.
@@ -61,7 +67,7 @@ def encode_clips(source: Path, clips: Sequence[dict], out_dir: Path, cfg: Output
     import av
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {c["clip_id"]: out_dir / f"{c['clip_id']}.mp4" for c in clips}
+    paths = {c["clip_id"]: cached_clip_path(out_dir, c) for c in clips}
     todo: List[dict] = sorted((c for c in clips if not paths[c["clip_id"]].exists()), key=lambda c: c["start_frame"])
     if not todo:
         return paths

@@ -17,7 +17,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 from .analyze import analyze_video
 from .buckets import MotionBucketMapping, fit_motion_mapping
 from .config import CurationConfig
-from .encode import encode_clips, output_size
+from .encode import cached_clip_path, encode_clips, output_size
 from .filters import failed_filters
 from .records import (
     atomic_write_bytes,
@@ -152,7 +152,7 @@ def build_shards(work_dir: Union[str, Path], out_dir: Union[str, Path], cfg: Cur
     for record, clip in kept:
         by_video[record["path"]].append(clip)
     tasks = [(src, clips, cache, cfg) for src, clips in sorted(by_video.items())
-             if not all((cache / f"{c['clip_id']}.mp4").exists() for c in clips)]
+             if not all(cached_clip_path(cache, c).exists() for c in clips)]
     # NOTE: a fresh process per video: PyAV's conversions keep state between videos, and with it the same clip
     # could encode to different bytes depending on the videos encoded before it in the same process.
     for _ in _run_tasks(_encode_task, tasks, cfg.workers, "encode", progress, fresh_process=True):
@@ -163,7 +163,7 @@ def build_shards(work_dir: Union[str, Path], out_dir: Union[str, Path], cfg: Cur
         info = record["info"]
         width, height = output_size(info["width"], info["height"], cfg.output.max_short_side)
         bucket = mapping.bucket(clip["scores"].get("motion_score") or 0.0)
-        samples.append({"key": clip["clip_id"], "mp4_path": cache / f"{clip['clip_id']}.mp4",
+        samples.append({"key": clip["clip_id"], "mp4_path": cached_clip_path(cache, clip),
                         "json": sample_json(clip, record, width, height, bucket)})
     shards = write_shards(samples, out_dir / "shards", cfg.output.shard_size, cfg.output.shard_max_bytes)
     # 4. an index of every clip with its decision, the summary and the plots
