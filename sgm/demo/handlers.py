@@ -104,24 +104,17 @@ class DemoHandlers:
         if not path:
             return None, None, ""
         try:
+            from ..inference import SamplingOptions
+            from ..inference.images import cover_and_crop
+
             image = self._images.get(path)
-            width, height, offset = int(width), int(height), (float(crop_x), float(crop_y))
-            if width % 64 or height % 64 or width < 64 or height < 64:
-                raise ValueError(f"width and height must be multiples of 64, got {width}x{height}")
-            framed = draw_crop_preview(image, width, height, offset)
-            return framed, self._model_input(image, width, height, offset), ""
+            opts = SamplingOptions(width=int(width), height=int(height), crop_offset=(float(crop_x), float(crop_y)))
+            opts.validate()  # the pipeline's own rules for size and offset
+            framed = draw_crop_preview(image, opts.width, opts.height, opts.crop_offset)
+            # `image` is already RGB, so this is exactly `pipe.prepare_image` (tested).
+            return framed, cover_and_crop(image, opts.width, opts.height, opts.crop_offset), ""
         except Exception as e:  # noqa: BLE001 - shown in the page
             return None, None, error_message(e)
-
-    def _model_input(self, image: Image.Image, width: int, height: int, offset) -> Image.Image:
-        from ..inference import SamplingOptions
-
-        opts = SamplingOptions(width=width, height=height, crop_offset=offset)
-        if self.slot.pipe is not None:
-            return self.slot.pipe.prepare_image(image, opts)
-        from ..inference.images import cover_and_crop
-
-        return cover_and_crop(image, width, height, offset)
 
     # -- generation ---------------------------------------------------------------------------
     def generate(self, path: Optional[str], values: FormValues, formats: Sequence[str] = (),
