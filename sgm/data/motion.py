@@ -10,6 +10,11 @@ with `scale = DEFAULT_MOTION_BUCKET_SCALE = 127`. In the toy shards `motion_scor
 frame widths per second, so the fastest toy speed (1 width/s) lands on SVD's default bucket 127 and a static
 clip on bucket 0. Curated real data (issue #5) writes `motion_bucket_id` itself; there `scale` only matters
 when a shard carries a score alone.
+
+NOTE: both scores are in frame widths per second but measure different things: the toy score is the moving
+object's own speed, the curation score (`sgm.data.curation.motion`) the optical flow averaged over the whole
+frame. A toy clip at 0.25-0.5 widths/s measures about 0.01-0.02 in curation, so toy buckets and curated
+buckets are not on one scale; do not mix the two kinds of shards in one run.
 """
 DEFAULT_MOTION_BUCKET_SCALE = 127.0
 MAX_MOTION_BUCKET_ID = 255
