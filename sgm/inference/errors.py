@@ -31,7 +31,11 @@ class ImageReadError(InferenceError):
 
 
 class OutOfMemoryError(InferenceError):
-    """The accelerator ran out of memory; the message lists the settings that lower peak memory."""
+    """The accelerator ran out of memory; the message lists the settings that lower peak memory.
+
+    stage: what was running, e.g. "sampling" or "decoding". detail: the first line of torch's own
+    message (how much it tried to allocate), or "".
+    """
 
     ADVICE = ("lower peak memory with: dtype='fp16' (or 'bf16'), offload=True (--offload), a smaller "
               "decoding_t (--decoding_t 2), ff_chunk_size (--ff_chunk 1024), fewer frames or a smaller size")
