@@ -89,6 +89,7 @@ def test_train_step_benchmark_tiny(capsys):
     assert report["frames"] == 2 and report["precision"] == "fp32" and report["device"] == "cpu"
     assert report["sec_per_step_median"] > 0 and report["cpu_peak_rss_gib"] > 0
     assert report["trainable_params_m"] > 0
+    assert report["ema"] is True  # the toy config keeps an EMA, and a training step updates it
 
 
 def test_training_from_a_checkpoint_without_ema_starts_the_ema_at_its_weights(tmp_path):

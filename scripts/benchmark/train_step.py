@@ -2,7 +2,8 @@
 """Seconds per training step and peak memory of one DiffusionEngine training step, for any config.
 
 Default: full-size SVD-XT (configs/svd_xt.yaml, random weights), 576x1024, 25 frames, batch 1, bf16
-autocast, gradient checkpointing on, AdamW over all network parameters: the stage-3 finetuning step.
+autocast, gradient checkpointing on, AdamW over all network parameters and the EMA update (when the
+config keeps an EMA, as the stage-3 configs do; --no-ema leaves it out): the stage-3 finetuning step.
 
     python scripts/benchmark/train_step.py                       # on a GPU
     python scripts/benchmark/train_step.py --trainable temporal  # temporal layers only
@@ -41,6 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=1, help="videos per step (default 1)")
     p.add_argument("--precision", choices=sorted(DTYPES), default=None, help="autocast dtype (default bf16; tiny fp32)")
     p.add_argument("--no-checkpointing", action="store_true", help="turn gradient checkpointing (use_checkpoint) off")
+    p.add_argument("--no-ema", action="store_true", help="leave out the EMA of the network (model.params.use_ema)")
     p.add_argument("--trainable", default="all", help='trainable_parameters: "all", "temporal" or a regex')
     p.add_argument("--steps", type=int, default=5, help="timed steps (default 5)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
@@ -67,7 +69,7 @@ def main(argv=None) -> None:
     precision = args.precision or ("fp32" if args.tiny else "bf16")
     cfg = OmegaConf.load(config).model
     cfg.params.ckpt_path = None  # random weights: same compute and memory as the real ones
-    cfg.params.use_ema = False
+    cfg.params.use_ema = bool(cfg.params.get("use_ema", False)) and not args.no_ema
     cfg.params.scheduler_config = None
     cfg.params.trainable_parameters = args.trainable
     cfg.params.network_config.params.use_checkpoint = not args.no_checkpointing
@@ -87,6 +89,7 @@ def main(argv=None) -> None:
             loss, _ = model.shared_step(dict(batch))
         loss.backward()
         opt.step()
+        model.update_ema()  # as DiffusionEngine.optimizer_step does in training
         opt.zero_grad(set_to_none=True)
         return loss
 
@@ -114,7 +117,7 @@ def main(argv=None) -> None:
         "config": str(Path(config).relative_to(REPO) if Path(config).is_absolute() else config),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "frames": t, "height": h, "width": w, "batch": args.batch, "precision": precision,
-        "checkpointing": not args.no_checkpointing, "trainable": args.trainable, "trainable_params_m": round(n_train / 1e6, 1),
+        "checkpointing": not args.no_checkpointing, "ema": model.use_ema, "trainable": args.trainable, "trainable_params_m": round(n_train / 1e6, 1),
         "sec_per_step_median": round(statistics.median(times), 4), "sec_per_step_all": [round(x, 4) for x in times],
         peak_kind: round(peak, 2), "loss": loss.item(),
     }))
