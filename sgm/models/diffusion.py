@@ -33,7 +33,8 @@ class DiffusionEngine(pl.LightningModule):
     (default OpenAIWrapper). ckpt_path: weights to load after building. use_ema: keep an EMA of the
     network. ema_decay_rate: its decay. scale_factor: latent scale (0.18215 for the SD VAE).
     disable_first_stage_autocast: run the autoencoder in full precision. input_key: batch key of
-    the training images/videos. log_keys: conditioning keys to log. no_cond_log: log none.
+    the training images/videos. log_keys, no_cond_log: accepted for sgm configs and ignored (the
+    VideoLogger callback does the logging).
     compile_model: torch.compile the network. en_and_decode_n_samples_a_time: frames per autoencoder
     call. trainable_parameters: which network parameters train: "all" (default), "temporal"
     (the temporal layers of a video UNet: time_stack, time_mixer, time_pos_embed) or a list of
