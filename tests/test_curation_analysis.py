@@ -128,6 +128,8 @@ def test_motion_bucket_mappings_round_trip(tmp_path):
     mapping.save(tmp_path / "m.json")
     again = load_motion_mapping(tmp_path / "m.json")
     assert [again.bucket(s) for s in scores[:50]] == list(buckets[:50])
+    single = fit_motion_mapping([0.1], BucketConfig(method="quantile"))  # one clip (or equal scores): mid bucket
+    assert (single.bucket(0.05), single.bucket(0.1), single.bucket(0.2)) == (0, 128, 255)
     linear = fit_motion_mapping([], BucketConfig(method="linear", scale=127.0))
     assert linear.bucket(0.0) == 0 and linear.bucket(1.0) == 127 and linear.bucket(10.0) == 255
     log = fit_motion_mapping([], BucketConfig(method="log", log_min=0.01, log_max=1.0))

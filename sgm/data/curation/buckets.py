@@ -24,7 +24,7 @@ class MotionBucketMapping:
     """A monotone map from motion score to bucket id.
 
     Args:
-        method: `quantile` (bucket = number of `edges` <= score), `linear` (`round(score * scale)`, the rule of
+        method: `quantile` (bucket = number of `edges` below score, ties counted half), `linear` (`round(score * scale)`, the rule of
             `sgm.data.motion`) or `log` (255 * (log s - log log_min) / (log log_max - log log_min)).
         edges: 255 increasing score thresholds for `quantile`.
         scale: factor for `linear`.
@@ -44,7 +44,11 @@ class MotionBucketMapping:
         """The bucket id (0..255) of a motion score."""
         score = float(score)
         if self.method == "quantile":
-            return int(np.searchsorted(np.asarray(self.edges), score, side="right"))
+            # Edges equal to the score count half: a mapping fitted on one clip (or on equal scores) puts that
+            # score in the middle bucket, not in the top one.
+            edges = np.asarray(self.edges)
+            below, up_to = np.searchsorted(edges, score, side="left"), np.searchsorted(edges, score, side="right")
+            return int((below + up_to + 1) // 2)
         if self.method == "linear":
             return motion_bucket_from_score(max(score, 0.0), self.scale)
         if self.method == "log":
