@@ -30,6 +30,7 @@ class MotionBucketMapping:
         scale: factor for `linear`.
         log_min, log_max: scores mapped to 0 and 255 by `log`.
         num_fitted: number of clips the mapping was fitted on (informative).
+        unit: what the motion score measures (informative, saved with the mapping).
     """
 
     method: str
