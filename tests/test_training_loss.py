@@ -180,3 +180,30 @@ def test_training_conditioning_per_frame_equals_the_sampling_conditioning():
             assert set(c) == set(rec.cond)
             for key, value in c.items():
                 torch.testing.assert_close(rec.cond[key][i * t:(i + 1) * t], value, msg=f"{key} of video {i}")
+
+
+def test_guidance_conditioning_uses_the_dropout_value_the_model_was_trained_with():
+    """The sampling callback's unconditional branch: the empty caption for a text embedder trained with
+    legacy_ucg_value "", zeros for an embedder whose dropout zeroes it."""
+    from omegaconf import OmegaConf
+
+    from sgm.training.video_logger import guidance_conditioning
+    from sgm.util import instantiate_from_config
+    from tests.training_helpers import REPO
+
+    conditioner = instantiate_from_config(OmegaConf.create({"target": "sgm.modules.GeneralConditioner", "params": {
+        "emb_models": [
+            {"input_key": "txt", "ucg_rate": 0.1, "legacy_ucg_value": "",
+             "target": "sgm.modules.encoders.modules.FrozenOpenCLIPEmbedder",
+             "params": {"arch": str(REPO / "configs/curriculum/toy/tiny_text_clip.json"), "layer": "penultimate"}},
+            {"input_key": "fps_id", "ucg_rate": 0.5,
+             "target": "sgm.modules.encoders.modules.ConcatTimestepEmbedderND", "params": {"outdim": 4}}]}}))
+    batch = {"txt": ["a red square", "a blue circle"], "fps_id": torch.tensor([5, 6])}
+    with torch.no_grad():
+        c, uc = guidance_conditioning(conditioner, batch)
+        empty = conditioner.embedders[0](["", ""])
+    assert not torch.equal(c["crossattn"], empty)
+    torch.testing.assert_close(uc["crossattn"], empty)
+    assert not uc["vector"].any() and c["vector"].any()
+    _, uc_zero = guidance_conditioning(conditioner, batch, uc_keys=["txt"])  # explicit keys: zeroed
+    assert not uc_zero["crossattn"].any() and uc_zero["vector"].any()

@@ -2,7 +2,7 @@
 import contextlib
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pytorch_lightning as pl
@@ -26,6 +26,24 @@ def _take(batch: Dict, n: int) -> Dict:
     return out
 
 
+def guidance_conditioning(conditioner, batch: Dict, uc_keys: Optional[Sequence[str]] = None) -> Tuple[Dict, Dict]:
+    """(c, uc) for guided sampling, the unconditional branch being what conditioning dropout taught the
+    model: an embedder trained with `ucg_rate` > 0 gets its `legacy_ucg_value` as input (e.g. the
+    empty caption) when it has one, else a zero embedding. uc_keys: input keys to zero instead
+    (replaces that default)."""
+    batch_uc = dict(batch)
+    if uc_keys is None:
+        uc_keys = []
+        for e in conditioner.embedders:
+            if e.ucg_rate <= 0 or e.input_key is None:
+                continue
+            if e.legacy_ucg_val is not None:
+                batch_uc[e.input_key] = [e.legacy_ucg_val] * len(batch[e.input_key])
+            else:
+                uc_keys.append(e.input_key)
+    return conditioner.get_unconditional_conditioning(batch, batch_uc=batch_uc, force_uc_zero_embeddings=list(uc_keys))
+
+
 @torch.no_grad()
 def sample_like_batch(engine, batch: Dict, num_videos: int = 1, num_steps: Optional[int] = None,
                       uc_keys: Optional[Sequence[str]] = None, seed: int = 0) -> torch.Tensor:
@@ -33,16 +51,14 @@ def sample_like_batch(engine, batch: Dict, num_videos: int = 1, num_steps: Optio
 
     Returns (B, T, 3, H, W) in [-1, 1] for video batches, (B, 1, 3, H, W) for image batches.
     uc_keys: input keys whose embeddings are zeroed in the unconditional branch of guidance
-    (default: the embedders trained with conditioning dropout, ucg_rate > 0).
+    (default: see `guidance_conditioning`).
     """
     batch = _take(batch, num_videos)
     x = batch[engine.input_key]
     video = x.ndim == 5
     b = x.shape[0]
     t = x.shape[1] if video else 1
-    if uc_keys is None:
-        uc_keys = [e.input_key for e in engine.conditioner.embedders if e.ucg_rate > 0 and e.input_key is not None]
-    c, uc = engine.conditioner.get_unconditional_conditioning(batch, force_uc_zero_embeddings=list(uc_keys))
+    c, uc = guidance_conditioning(engine.conditioner, batch, uc_keys)
     kwargs = {}
     if video:
         c, uc = expand_cond_per_frame(c, b, t), expand_cond_per_frame(uc, b, t)
