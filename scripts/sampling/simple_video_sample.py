@@ -98,7 +98,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.captureWarnings(True)
 
     from sgm.inference import InferenceError, SamplingOptions, VideoPipeline, write_video
-    from sgm.inference.checkpoints import MissingCheckpointError
     from sgm.inference.inputs import expand_inputs
     from sgm.inference.watermark import add_watermark, check_watermark
     from sgm.inference.writers import parse_formats
@@ -120,7 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         filled = opts.filled(pipe.defaults)  # validate the combination before the first image
         if args.watermark:
             check_watermark(filled.width, filled.height)
-    except (ValueError, MissingCheckpointError, FileNotFoundError, ImportError) as e:
+    except (ValueError, FileNotFoundError, ImportError) as e:  # MissingCheckpointError is a FileNotFoundError
         logger.error("%s", e)
         return 2
 

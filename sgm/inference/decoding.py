@@ -13,13 +13,10 @@ couple all frames of a chunk and no finite overlap is exact for that decoder; th
 with the overlap. docs/sampling.md gives the measured error, time and memory per overlap
 (scripts/benchmark/decoder_overlap.py) and why the default is what it is.
 """
-import logging
 import warnings
 from typing import Callable, List, Optional, Tuple
 
 import torch
-
-logger = logging.getLogger(__name__)
 
 Progress = Optional[Callable[[int, int, str], None]]
 
@@ -50,7 +47,7 @@ def chunk_windows(num_frames: int, decoding_t: int, overlap: int) -> List[Tuple[
 
 
 def effective_overlap(num_frames: int, decoding_t: int, overlap: int) -> int:
-    """`overlap`, lowered to the largest value decoding_t allows (with a log line when lowered)."""
+    """`overlap`, lowered to the largest value decoding_t allows (with a warning when lowered)."""
     if num_frames <= decoding_t or decoding_t > 2 * overlap:
         return overlap
     lowered = (decoding_t - 1) // 2

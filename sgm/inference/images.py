@@ -1,5 +1,4 @@
 """Reading input images of any common kind and fitting them to the model's frame size."""
-import logging
 import os
 import warnings
 from pathlib import Path
@@ -8,8 +7,6 @@ from typing import Tuple, Union
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageReadError
-
-logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 ImageLike = Union[str, os.PathLike, Image.Image]

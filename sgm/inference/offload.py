@@ -31,10 +31,12 @@ class Offloader:
             return
         module.to(self.device)
         self.moves.append((name, str(self.device)))
+        logger.debug("offload: %s on %s", name, self.device)
         try:
             yield module
         finally:
             module.to(self.storage)
             self.moves.append((name, str(self.storage)))
+            logger.debug("offload: %s back on %s", name, self.storage)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()

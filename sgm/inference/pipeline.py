@@ -3,7 +3,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from ..modules.autoencoding.temporal_ae import VideoDecoder
 from ..modules.diffusionmodules.guiders import LinearPredictionGuider, VanillaCFG
 from .checkpoints import config_checkpoint, resolve_checkpoint, version_config
 from .conditioning import video_batch, video_conditioning
-from .decoding import decode_chunked, effective_overlap
+from .decoding import Progress, decode_chunked, effective_overlap
 from .errors import OutOfMemoryError
 from .images import ImageLike, cover_and_crop, load_image, warn_if_off_trained_size
 from .memory import release_unused_weights, set_ff_chunk_size
@@ -28,7 +28,6 @@ from .seeds import derive_seed, image_fingerprint, make_generator
 
 logger = logging.getLogger(__name__)
 
-Progress = Optional[Callable[[int, int, str], None]]
 DTYPES = {"fp16": torch.float16, "float16": torch.float16, "half": torch.float16, "bf16": torch.bfloat16,
           "bfloat16": torch.bfloat16, "fp32": torch.float32, "float32": torch.float32, "float": torch.float32}
 
