@@ -81,6 +81,13 @@ def test_defaults_from_config_and_validation():
             SamplingOptions(**bad).filled(d)
 
 
+def test_default_sampler_is_the_one_the_model_config_names():
+    heun = tiny_config(**{"model.params.sampler_config.target": "sgm.modules.diffusionmodules.sampling.HeunEDMSampler"})
+    assert defaults_from_config(heun).sampler == "heun"
+    heun.sampling.sampler = "euler_a"  # the sampling: section still wins
+    assert defaults_from_config(heun).sampler == "euler_a"
+
+
 def test_derived_seeds_depend_on_pixels_and_index_only():
     a = Image.fromarray(np.zeros((4, 4, 3), np.uint8))
     b = Image.fromarray(np.ones((4, 4, 3), np.uint8))

@@ -3,7 +3,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .samplers import SAMPLER_NAMES
+from .samplers import SAMPLER_NAMES, SAMPLERS
 
 # Options that a config's `sampling:` section (or the model's sampler/guider config) may default.
 DEFAULTED = ("num_frames", "num_steps", "fps_id", "motion_bucket_id", "cond_aug", "decoding_t", "height",
@@ -85,16 +85,22 @@ class SamplingOptions:
              f"crop_offset must be two numbers (x, y) in [0, 1], got {self.crop_offset}")
 
 
+def sampler_name(target: Optional[str]) -> Optional[str]:
+    """The SAMPLERS name of a sampler class path (None when it has none)."""
+    return next((name for name, path in SAMPLERS.items() if path == target), None)
+
+
 def defaults_from_config(cfg: Mapping) -> SamplingOptions:
-    """SamplingOptions from a full config: its `sampling:` section, then the model's sampler and
-    guider params (steps, guidance scales), then FALLBACKS."""
+    """SamplingOptions from a full config: its `sampling:` section, then the model's sampler (its
+    kind, steps) and guider params (guidance scales, frames), then FALLBACKS."""
     section = dict(cfg.get("sampling", {}) or {})
     values: Dict[str, Any] = {}
     sampler_cfg = (cfg.get("model", {}).get("params", {}) or {}).get("sampler_config") or {}
     sampler_params = sampler_cfg.get("params", {}) or {}
     guider_params = (sampler_params.get("guider_config") or {}).get("params", {}) or {}
     from_model = {"num_steps": sampler_params.get("num_steps"), "min_cfg": guider_params.get("min_scale"),
-                  "max_cfg": guider_params.get("max_scale"), "num_frames": guider_params.get("num_frames")}
+                  "max_cfg": guider_params.get("max_scale"), "num_frames": guider_params.get("num_frames"),
+                  "sampler": sampler_name(sampler_cfg.get("target"))}
     for name in DEFAULTED:
         value = section.get(name)
         if value is None:
