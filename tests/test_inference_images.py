@@ -88,6 +88,13 @@ def test_default_sampler_is_the_one_the_model_config_names():
     assert defaults_from_config(heun).sampler == "euler_a"
 
 
+def test_vanilla_cfg_scale_is_the_default_guidance():
+    cfg = tiny_config()
+    cfg.model.params.sampler_config.params.guider_config = {
+        "target": "sgm.modules.diffusionmodules.guiders.VanillaCFG", "params": {"scale": 7.5}}
+    assert defaults_from_config(cfg).max_cfg == 7.5  # not the 2.5 fallback
+
+
 def test_derived_seeds_depend_on_pixels_and_index_only():
     a = Image.fromarray(np.zeros((4, 4, 3), np.uint8))
     b = Image.fromarray(np.ones((4, 4, 3), np.uint8))

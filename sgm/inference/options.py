@@ -98,8 +98,9 @@ def defaults_from_config(cfg: Mapping) -> SamplingOptions:
     sampler_cfg = (cfg.get("model", {}).get("params", {}) or {}).get("sampler_config") or {}
     sampler_params = sampler_cfg.get("params", {}) or {}
     guider_params = (sampler_params.get("guider_config") or {}).get("params", {}) or {}
-    from_model = {"num_steps": sampler_params.get("num_steps"), "min_cfg": guider_params.get("min_scale"),
-                  "max_cfg": guider_params.get("max_scale"), "num_frames": guider_params.get("num_frames"),
+    scale = guider_params.get("scale")  # VanillaCFG: one scale, used as max_cfg (min_cfg has no role there)
+    from_model = {"num_steps": sampler_params.get("num_steps"), "min_cfg": guider_params.get("min_scale", scale),
+                  "max_cfg": guider_params.get("max_scale", scale), "num_frames": guider_params.get("num_frames"),
                   "sampler": sampler_name(sampler_cfg.get("target"))}
     for name in DEFAULTED:
         value = section.get(name)
