@@ -66,6 +66,9 @@ def test_suffixes_in_any_case_and_folder_expansion(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in expand_inputs(str(tmp_path))] == ["a.jpeg", "b.PNG"]
     assert [p.name for p in expand_inputs(str(tmp_path / "*.PNG"))] == ["b.PNG"]
+    assert [p.name for p in expand_inputs(str(tmp_path / "*"))] == ["a.jpeg", "b.PNG"]  # notes.txt skipped
+    with pytest.raises(ValueError, match="no jpg/png/webp images match .*1 other file"):
+        expand_inputs(str(tmp_path / "*.txt"))
     with pytest.raises(ValueError, match="not a file, a folder or a glob"):
         expand_inputs(str(tmp_path / "nothing.png"))
 
