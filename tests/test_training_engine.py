@@ -123,3 +123,16 @@ def test_ema_averages_only_the_parameters_that_train():
     with model.ema_scope():  # temporal layers take the EMA's weights, frozen layers keep theirs
         torch.testing.assert_close(params[t_name].detach(), getattr(model.model_ema, model.model_ema.m_name2s_name[t_name]))
         assert torch.equal(params[s_name], spatial_before)
+
+
+def test_ema_that_cannot_follow_a_sharded_network_is_refused_at_train_start():
+    """A strategy that shards parameters (FSDP) changes their shapes: training refuses to start instead of
+    averaging the wrong tensors."""
+    import pytest
+
+    model = _model(**{"model.params.trainable_parameters": "temporal", "model.params.use_ema": True})
+    model.check_ema_follows_network()  # as built: fine
+    name, param = next((n, p) for n, p in model.model.named_parameters() if p.requires_grad)
+    param.data = param.data.flatten()[:1]  # what a rank holds of a sharded, flattened parameter
+    with pytest.raises(ValueError, match="EMA cannot follow the network.*use_ema=false"):
+        model.on_train_start()

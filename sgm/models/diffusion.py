@@ -179,6 +179,22 @@ class DiffusionEngine(pl.LightningModule):
     def on_train_start(self, *args, **kwargs):
         if self.loss_fn is None:
             raise ValueError("training needs model.params.loss_fn_config (e.g. StandardDiffusionLoss)")
+        if self.use_ema:
+            self.check_ema_follows_network()
+
+    def check_ema_follows_network(self) -> None:
+        """ValueError when the network's trained parameters no longer match the EMA's copies by name and
+        shape, as after a strategy that shards or flattens parameters (FSDP, DeepSpeed stage 3): the
+        EMA update would then fail or silently skip them."""
+        params = dict(self.model.named_parameters())
+        shadows = dict(self.model_ema.named_buffers())
+        lost = [name for name, s_name in self.model_ema.m_name2s_name.items()
+                if name not in params or params[name].shape != shadows[s_name].shape]
+        if lost:
+            strategy = type(self._trainer.strategy).__name__ if self._trainer is not None else "this strategy"
+            raise ValueError(f"the EMA cannot follow the network under {strategy}: {len(lost)} trained parameter(s) "
+                             f"are renamed or sharded (e.g. {lost[0]}); use strategy ddp or deepspeed_stage_2, or "
+                             f"set model.params.use_ema=false")
 
     def optimizer_step(self, *args, **kwargs):
         super().optimizer_step(*args, **kwargs)
