@@ -134,9 +134,7 @@ class VideoPipeline:
         t0 = time.perf_counter()
         model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
         model_cfg.get("params", {}).pop("ckpt_path", None)
-        model = build_model(model_cfg, ckpt_path=ckpt_path, device=storage, dtype=torch_dtype)
-        if random_weights:
-            model = model.to(torch_dtype)
+        model = build_model(model_cfg, ckpt_path=ckpt_path, device=storage, dtype=torch_dtype)  # random if None
         logger.info("built %s from %s in %.1fs", type(model).__name__, ckpt_path or "random weights", time.perf_counter() - t0)
         if release_unused:
             release_unused_weights(model)
