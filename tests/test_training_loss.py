@@ -207,3 +207,12 @@ def test_guidance_conditioning_uses_the_dropout_value_the_model_was_trained_with
     assert not uc["vector"].any() and c["vector"].any()
     _, uc_zero = guidance_conditioning(conditioner, batch, uc_keys=["txt"])  # explicit keys: zeroed
     assert not uc_zero["crossattn"].any() and uc_zero["vector"].any()
+
+
+def test_logged_videos_play_at_the_frame_rate_they_were_conditioned_on():
+    from sgm.training.video_logger import VideoLogger
+
+    batch = {"fps_id": torch.tensor([5, 11])}
+    assert [VideoLogger().video_fps(batch, i) for i in (0, 1)] == [6, 12]  # NOTE: fps_id = fps - 1
+    assert VideoLogger(fps=10).video_fps(batch, 0) == 10
+    assert VideoLogger().video_fps({"txt": ["a"]}, 0) == 7  # image batches have no frame rate

@@ -100,14 +100,15 @@ class VideoLogger(pl.Callback):
     NOTE: TensorBoard's add_video needs moviepy, which we do not depend on; the mp4 files are the videos.
 
     every_n_steps: logging interval in optimizer steps (0 = never). max_videos: videos per log.
-    num_steps: sampler steps (default: the sampler's own). fps: frame rate of the mp4 files.
+    num_steps: sampler steps (default: the sampler's own). fps: frame rate of the mp4 files (default:
+    the rate each video was conditioned on, its `fps_id` + 1, else 7).
     log_first_step: also log at step 0, before any training (a baseline). uc_keys: see
     sample_like_batch. seed: seed of the initial noise (fixed, so logs are comparable over steps).
     use_ema: sample with the EMA weights when the model has them. Sampling runs on every rank (so
     sharded strategies stay in step); only rank zero writes.
     """
 
-    def __init__(self, every_n_steps: int = 1000, max_videos: int = 2, num_steps: Optional[int] = None, fps: int = 7,
+    def __init__(self, every_n_steps: int = 1000, max_videos: int = 2, num_steps: Optional[int] = None, fps: Optional[int] = None,
                  log_first_step: bool = False, uc_keys: Optional[List[str]] = None, seed: int = 0, use_ema: bool = True):
         if every_n_steps < 0 or max_videos < 1:
             raise ValueError("every_n_steps must be >= 0 and max_videos >= 1")
@@ -134,6 +135,15 @@ class VideoLogger(pl.Callback):
         if self._due(trainer.global_step):
             self.log_videos(trainer, pl_module, batch)
 
+    def video_fps(self, batch: Dict, i: int) -> int:
+        """The mp4 frame rate of the i-th logged video."""
+        if self.fps is not None:
+            return int(self.fps)
+        fps_id = batch.get("fps_id")
+        if isinstance(fps_id, torch.Tensor) and fps_id.ndim == 1 and len(fps_id) > i:
+            return int(fps_id[i]) + 1  # NOTE: SVD conditions on fps - 1
+        return 7
+
     def log_videos(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Dict) -> Optional[Path]:
         step = trainer.global_step
         self._last_logged = step
@@ -153,7 +163,7 @@ class VideoLogger(pl.Callback):
         from PIL import Image
 
         for i, video in enumerate(to_uint8(samples)):
-            write_mp4(video, out_dir / f"step{step:08d}_{i}.mp4", self.fps)
+            write_mp4(video, out_dir / f"step{step:08d}_{i}.mp4", self.video_fps(batch, i))
         real = batch[pl_module.input_key][: samples.shape[0]]
         real = real if real.ndim == 5 else real[:, None]
         grid = frame_grid(torch.cat([samples, real.to(samples)], dim=0))
