@@ -241,3 +241,23 @@ def test_ddp_nan_on_one_rank_stops_every_rank(tmp_path):
     out = subprocess.run([sys.executable, "main.py", *args], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     assert out.returncode == 1, out.stderr[-4000:]
     assert "training stopped: training loss is not finite on another rank at global step 0" in out.stderr
+
+
+def test_resume_merges_base_files_over_the_saved_config(tmp_path):
+    """--resume RUN --base more.yaml: the run's saved config, then more.yaml, then overrides (docs/training.md)."""
+    from sgm.training.run import resolve_run
+
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "configs").mkdir()
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (run_dir / "configs" / "config.yaml").write_text(
+        "model: {target: m, base_learning_rate: 1.0, params: {ckpt_path: init.safetensors}}\ndata: {target: d}\n"
+        "lightning: {trainer: {max_steps: 10}}\n")
+    (tmp_path / "more.yaml").write_text("lightning: {trainer: {max_steps: 20, log_every_n_steps: 1}}\n")
+    args = parse_args(["--resume", str(run_dir), "--base", str(tmp_path / "more.yaml"), "lightning.trainer.max_steps=30"])
+    cfg, resolved_dir, ckpt = resolve_run(args)
+    assert cfg.model.target == "m" and cfg.data.target == "d"  # from the saved config
+    assert cfg.lightning.trainer.log_every_n_steps == 1 and cfg.lightning.trainer.max_steps == 30
+    assert cfg.model.params.ckpt_path is None  # the checkpoint has the weights
+    assert resolved_dir.root == run_dir and ckpt == str(run_dir / "checkpoints" / "last.ckpt")

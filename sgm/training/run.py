@@ -51,7 +51,8 @@ def resolve_run(args) -> tuple:
     """(config, run dir, checkpoint to resume or None)."""
     if args.resume:
         target = find_resume(args.resume)
-        bases = list(args.base) if args.base else ([str(target.config)] if target.config else [])
+        # the run's saved config first, then any --base files on top of it (as sgm's main.py)
+        bases = ([str(target.config)] if target.config else []) + list(args.base)
         if not bases:
             raise ValueError(f"{target.run_dir.root} has no configs/{CONFIG_NAME}; pass the run's configs with --base")
         cfg = merge_configs(bases, args.overrides)
