@@ -247,3 +247,14 @@ def test_frame_encoder_comes_from_the_first_stage():
     frame_encoder.load_state_dict({k[len("conditioner.embedders.3.encoder."):]: v for k, v in carried.items()})
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     assert torch.allclose(frame_encoder.encode(x), first.encode(x, unregularized=True)[0][:, :4], atol=1e-6)
+
+
+def test_converter_cli_user_errors_are_messages(tmp_path):
+    """A missing source or an unknown adapter stops the converter with a message (no traceback), before
+    any model is built."""
+    script = _load_script("convert_checkpoint")
+    common = ["--config", "configs/curriculum/toy/stage1_image.yaml", "--out", str(tmp_path / "o.safetensors")]
+    with pytest.raises(SystemExit, match="source checkpoint not found"):
+        script.main(["--src", str(tmp_path / "missing.ckpt"), "--adapter", "copy", *common])
+    with pytest.raises(SystemExit, match=r"unknown adapter 'inflat'.*\['copy', 'i2v', 'inflate'\]"):
+        script.main(["--src", str(tmp_path / "missing.ckpt"), "--adapter", "inflat", *common])

@@ -45,7 +45,10 @@ def main(argv=None) -> None:
     if not args.out.endswith(".safetensors"):
         raise SystemExit("--out must end in .safetensors")
     start = time.perf_counter()
-    convert_checkpoint(args.src, args.config, args.out, args.adapter, seed=args.seed, ema=args.ema)
+    try:
+        convert_checkpoint(args.src, args.config, args.out, args.adapter, seed=args.seed, ema=args.ema)
+    except (ValueError, FileNotFoundError) as e:  # user errors: a message, not a traceback
+        raise SystemExit(f"convert_checkpoint: {e}")
     print(f"wrote {args.out} in {time.perf_counter() - start:.1f}s")
 
 

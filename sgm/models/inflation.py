@@ -279,6 +279,17 @@ def network_weights(state: StateDict, ema: bool = False) -> StateDict:
     return network
 
 
+def resolve_adapter(adapter: Union[str, Adapter]) -> Adapter:
+    """The adapter function: one of `ADAPTERS` by name, a dotted function path, or the function itself."""
+    if not isinstance(adapter, str):
+        return adapter
+    if adapter in ADAPTERS:
+        return ADAPTERS[adapter]
+    if "." not in adapter:
+        raise ValueError(f"unknown adapter {adapter!r}: use one of {sorted(ADAPTERS)} or a dotted function path")
+    return get_obj_from_str(adapter)
+
+
 def convert_state(src_state: StateDict, dst_engine: nn.Module, adapter: Union[str, Adapter], ema: bool = False) -> StateDict:
     """A full state dict for `dst_engine` (a DiffusionEngine) made from a previous stage's `src_state`.
 
@@ -290,10 +301,7 @@ def convert_state(src_state: StateDict, dst_engine: nn.Module, adapter: Union[st
     keeps one, is reset to the converted network. ema: start from the source's EMA weights of the
     network (see `network_weights`). `dst_engine` is changed in place.
     """
-    if isinstance(adapter, str):
-        fn = ADAPTERS[adapter] if adapter in ADAPTERS else get_obj_from_str(adapter)
-    else:
-        fn = adapter
+    fn = resolve_adapter(adapter)
     src_state = convert_ldm_keys(src_state)
     fn(network_weights(src_state, ema), dst_engine.model.diffusion_model)
     target = dst_engine.state_dict()
@@ -334,6 +342,9 @@ def convert_checkpoint(src_ckpt: str, dst_config, out_path: str, adapter: Union[
 
     from .loading import load_config
 
+    resolve_adapter(adapter)  # fail before building anything
+    if not os.path.isfile(src_ckpt):
+        raise FileNotFoundError(f"source checkpoint not found: {os.path.abspath(src_ckpt)}")
     torch.manual_seed(seed)
     engine = instantiate_from_config(without_ckpt_path(load_config(dst_config)))
     state = convert_state(read_state_dict(src_ckpt), engine, adapter, ema=ema)
