@@ -62,6 +62,16 @@ def test_frame_full_of_text_is_flagged():
     assert text_area_fraction(np.full((112, 192, 3), 128, np.uint8), cfg) == 0.0
 
 
+@pytest.mark.parametrize("speed", [0.1, 0.4, 0.8])
+def test_fast_pans_score_their_speed(tmp_path, speed):
+    """Samples are half a second apart; flow between them alone read 0.4-0.8 widths/s pans as under 0.1."""
+    fps, width = 12.0, 192
+    path = write_video(tmp_path / "pan.mp4", render_scene("moving", 24, 112, width, seed=1, speed=speed * width / fps), fps)
+    record = analyze_video(path, quick_config("cuts.content=null", "cuts.threshold=null"))
+    (clip,) = record["clips"]
+    assert clip["scores"]["motion_score"] == pytest.approx(speed, rel=0.1)
+
+
 def _grey(values: np.ndarray) -> np.ndarray:
     return np.repeat(values.astype(np.uint8)[..., None], 3, axis=-1)
 

@@ -59,7 +59,7 @@ def _score_clip(scan: ScanResult, start: int, end: int, base_caption: Optional[s
     samples = [s for s in scan.samples if start <= s.index < end]
     greys, indices = [s.grey for s in samples], [s.index for s in samples]
     scores = {
-        "motion_score": motion_score(greys, indices, fps, cfg.motion),
+        "motion_score": motion_score(greys, indices, fps, cfg.motion, [s.next_grey for s in samples]),
         "frame_diff": frame_difference(greys),
         "text_area": max((text_area_fraction(decode_jpeg_rgb(s.jpeg), cfg.text)
                           for s in _evenly(samples, cfg.text.frames_per_clip)), default=None),

@@ -1,7 +1,7 @@
 """One decoding pass over a video: cut detection on every frame, and frames sampled at about 2 fps."""
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Union
+from typing import List, Optional, Union
 
 import numpy as np
 
@@ -14,11 +14,13 @@ __all__ = ["Sample", "ScanResult", "scan_video", "scaled_size", "decode_jpeg_rgb
 
 @dataclass
 class Sample:
-    """A sampled frame: its index, a small grey copy for optical flow and a JPEG of a colour copy."""
+    """A sampled frame: its index, a small grey copy for optical flow (and one of the frame right after it, to
+    start the flow between samples from), and a JPEG of a colour copy."""
 
     index: int
     grey: np.ndarray  # (h, w) uint8 at motion.flow_width
     jpeg: bytes  # RGB frame at decode.analysis_width
+    next_grey: Optional[np.ndarray] = None  # (h, w) uint8: frame index + 1 (None at the end of the video)
 
 
 @dataclass
@@ -61,8 +63,13 @@ def scan_video(path: Union[str, Path], decode: DecodeConfig, cuts: CutConfig, mo
             for frame in container.decode(stream):
                 small = frame.reformat(width=detect_w, height=detect_h, format="bgr24").to_ndarray()
                 detector.process(count, small)  # (h, w, 3) BGR
-                if _sample_indices_due(count, info.fps, decode.sample_fps):
+                due = _sample_indices_due(count, info.fps, decode.sample_fps)
+                after_sample = bool(samples) and samples[-1].index == count - 1
+                if due or after_sample:
                     grey = cv2.cvtColor(cv2.resize(small, (flow_w, flow_h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+                if after_sample:
+                    samples[-1].next_grey = grey
+                if due:
                     colour = frame.reformat(width=ana_w, height=ana_h, format="bgr24").to_ndarray()
                     ok, jpeg = cv2.imencode(".jpg", colour, [cv2.IMWRITE_JPEG_QUALITY, decode.jpeg_quality])
                     assert ok, "OpenCV failed to JPEG-encode a frame"
