@@ -387,6 +387,15 @@ def test_weights_that_do_not_fit_the_config_stop_the_app_at_start(tmp_path):
                              output_folder=str(tmp_path)))
 
 
+def test_malformed_config_stops_the_app_with_the_reason(tmp_path):
+    from sgm.demo.launch import prepare
+
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("model: [1, 2\n")
+    with pytest.raises(SystemExit, match="could not load custom config .*broken.yaml.*not a valid YAML config"):
+        prepare(DemoSettings(version=None, config=str(bad), device="cpu", output_folder=str(tmp_path)))
+
+
 def test_torch_out_of_memory_gets_the_same_advice():
     import torch
 

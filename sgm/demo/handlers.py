@@ -73,9 +73,9 @@ class DemoHandlers:
         if self.slot.pipe is not None and self.slot.choice == choice:
             return self.slot.pipe.defaults
         from ..inference.options import defaults_from_config
-        from ..models.loading import load_config
+        from ..inference.pipeline import read_config
 
-        return defaults_from_config(load_config(choice.config_path))
+        return defaults_from_config(read_config(choice.config_path, choice.config_path))
 
     def load_model(self, key: str) -> Tuple[str, object]:
         """Load the menu entry `key`; returns (status Markdown, the default SamplingOptions of the

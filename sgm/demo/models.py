@@ -44,9 +44,9 @@ class ModelChoice:
 
     def _config_checkpoint(self) -> Optional[str]:
         from ..inference.checkpoints import config_checkpoint
-        from ..models.loading import load_config
+        from ..inference.pipeline import read_config
 
-        return config_checkpoint(load_config(self.config_path))
+        return config_checkpoint(read_config(self.config_path, self.config_path))
 
     def checkpoint_path(self) -> Tuple[Optional[str], bool]:
         """(where the weights are looked for, whether the file is there), found the way
@@ -62,7 +62,10 @@ class ModelChoice:
     def label(self) -> str:
         """What the menu shows, e.g. `svd_xt: checkpoints/svd_xt.safetensors (missing)`."""
         name = self.version if self.version is not None else f"custom config {self.config}"
-        ckpt, found = self.checkpoint_path()
+        try:
+            ckpt, found = self.checkpoint_path()
+        except (ValueError, FileNotFoundError):  # the config itself cannot be read; loading says why
+            return f"{name}: config cannot be read"
         if ckpt is None:
             return f"{name}: no checkpoint configured"
         return f"{name}: {ckpt}" + ("" if found else " (missing)")
