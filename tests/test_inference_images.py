@@ -44,6 +44,13 @@ def test_unreadable_files_raise_a_clear_error(tmp_path):
         load_image(tmp_path / "missing.jpg")
 
 
+def test_oversized_image_is_a_read_error_not_a_crash(tmp_path, monkeypatch):
+    Image.new("RGB", (40, 30)).save(tmp_path / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # Pillow refuses above twice this
+    with pytest.raises(ImageReadError, match="huge.png: .*downscale it first"):
+        load_image(tmp_path / "huge.png")
+
+
 def test_cover_and_crop_with_offset():
     # 200x100 image, left half black, right half white, cropped to 100x100
     arr = np.zeros((100, 200, 3), np.uint8)

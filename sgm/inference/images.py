@@ -43,6 +43,8 @@ def load_image(image: ImageLike) -> Image.Image:
         with Image.open(path) as im:
             im.load()
             return to_rgb(im)
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"{path}: {e}; downscale it first (the model sees at most a few megapixels)") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: cannot be read as an image ({type(e).__name__}: {e}); "
                              f"use a jpg, png or webp file") from e
