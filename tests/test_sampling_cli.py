@@ -132,3 +132,11 @@ def test_output_names_never_collide():
     assert len(set(names)) == len(names) == 8
     assert [s[0].name for s in stems] == ["img-png-1_00", "img-png-2_00", "img-jpg_00", "other_00"]
     assert [s[0].name for s in output_stems(files[2:], Path("out"), 1)] == ["img", "other"]
+
+
+def test_output_folder_that_is_a_file_exits_2(tmp_path, caplog):
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(tmp_path / "x.png")
+    (tmp_path / "taken").write_text("a file")
+    with caplog.at_level(logging.ERROR):
+        assert run(tmp_path / "x.png", tmp_path / "taken") == 2
+    assert "exists and is not a folder" in caplog.text

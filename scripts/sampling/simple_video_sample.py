@@ -106,6 +106,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         formats = parse_formats(args.format or ["mp4"])
         if args.num_videos < 1:
             raise ValueError(f"--num_videos must be >= 1, got {args.num_videos}")
+        name = Path(args.config).stem if args.config else args.version
+        folder = Path(args.output_folder) if args.output_folder else Path("outputs") / "simple_video_sample" / name
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"--output_folder {folder} exists and is not a folder")
         files = expand_inputs(args.input_path)
         opts = SamplingOptions(num_frames=args.num_frames, num_steps=args.num_steps, fps_id=args.fps_id,
                                motion_bucket_id=args.motion_bucket_id, cond_aug=args.cond_aug, seed=args.seed,
@@ -123,8 +127,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         logger.error("%s", e)
         return 2
 
-    name = Path(args.config).stem if args.config else args.version
-    folder = Path(args.output_folder) if args.output_folder else Path("outputs") / "simple_video_sample" / name
     written, failed = [], []
     t0 = time.perf_counter()
     for file, stems in zip(files, output_stems(files, folder, args.num_videos)):
