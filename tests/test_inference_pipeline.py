@@ -190,3 +190,19 @@ def test_image_decoder_variant_decodes_frame_by_frame(images):
     result = pipe.generate(images[0], SamplingOptions(num_steps=1, decoding_t=1, decoding_overlap=4))
     assert result.settings["decoding_overlap"] == 0 and result.frames.shape[0] == pipe.defaults.num_frames
     assert not hasattr(pipe.model.first_stage_model, "encoder") and hasattr(pipe.model.first_stage_model, "post_quant_conv")
+
+
+def test_device_names_are_checked_before_building(monkeypatch):
+    from sgm.inference.pipeline import parse_device
+
+    assert parse_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        parse_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        parse_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert parse_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ValueError, match="cuda:2 does not exist; this machine has 2 CUDA device"):
+        parse_device("cuda:2")
