@@ -22,6 +22,12 @@ def test_weightings_match_their_formulas():
     # EDM's weighting is 1 / c_out^2 of its preconditioning: the network's target has unit weight.
     _, c_out, _, _ = EDMScaling(sd)(s)
     torch.testing.assert_close(EDMWeighting(sd)(s), 1 / c_out**2)
+    # likewise VWeighting for SVD's v-scaling (sigma_data = 1), whose c_noise is EDM's log(sigma) / 4
+    from sgm.modules.diffusionmodules.denoiser_scaling import VScalingWithEDMcNoise
+
+    _, c_out, _, c_noise = VScalingWithEDMcNoise()(s)
+    torch.testing.assert_close(VWeighting()(s), 1 / c_out**2)
+    torch.testing.assert_close(c_noise, s.log() / 4)
 
 
 def test_edm_sampling_is_log_normal():
