@@ -25,7 +25,11 @@ def read_state_dict(path: str, device: Union[str, torch.device] = "cpu") -> Stat
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
-        return load_file(path, device=str(device))
+        try:
+            return load_file(path, device=str(device))
+        except Exception as e:  # noqa: BLE001 - SafetensorError and OSError for a damaged or partial file
+            raise CheckpointError(f"could not read {path} as a .safetensors file ({type(e).__name__}: {e}); the file is "
+                                  f"probably incomplete or damaged: download it again and compare its size") from e
     try:
         obj = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # noqa: BLE001 - re-raised with what to do

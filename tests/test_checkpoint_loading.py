@@ -104,10 +104,21 @@ def test_missing_file_names_the_path(tmp_path):
         read_state_dict(str(tmp_path / "nope.safetensors"))
 
 
-def test_corrupt_file_gives_clear_error(tmp_path):
-    path = tmp_path / "junk.ckpt"
+@pytest.mark.parametrize("name", ["junk.ckpt", "junk.safetensors"])
+def test_corrupt_file_gives_clear_error(tmp_path, name):
+    path = tmp_path / name
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="could not read"):
+        read_state_dict(str(path))
+
+
+def test_truncated_safetensors_says_to_download_again(tiny, tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "partial.safetensors"
+    save_file({k: v.contiguous() for k, v in tiny.state_dict().items()}, str(path))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # an interrupted download
+    with pytest.raises(CheckpointError, match="download it again"):
         read_state_dict(str(path))
 
 
