@@ -14,6 +14,8 @@ CONFIG_NAME = "config.yaml"
 
 @dataclass
 class RunDir:
+    """The directory of one run. root: its path (holds configs/, checkpoints/, logs and videos)."""
+
     root: Path
 
     @property
@@ -42,6 +44,9 @@ def new_run_dir(logdir: str, name: Optional[str], bases: Sequence[str]) -> RunDi
 
 @dataclass
 class ResumeTarget:
+    """What to resume. run_dir: the run's directory; ckpt: the checkpoint to continue from; config: the
+    run's saved config."""
+
     run_dir: RunDir
     ckpt: Path
     config: Optional[Path]  # the run's saved config, if there is one
