@@ -242,3 +242,11 @@ def test_empty_mp4_audio_only_mp4_and_json_of_wrong_types_are_skipped(tmp_path):
     ds = VideoDataset(str(shard), num_frames=3, fps=6, size=(16, 16), shuffle_buffer=0, keep_key=True)
     assert _keys(ds) == ["good"]
     assert ds.skipped["corrupt_video"] == 2 and ds.skipped["bad_json"] == len(bad_json)
+
+
+@pytest.mark.parametrize("spec", ["missing/*.tar", "missing-shard.tar"])
+def test_missing_shards_say_how_to_make_them(tmp_path, spec):
+    from sgm.data.webdataset_utils import expand_shards
+
+    with pytest.raises(ValueError, match="make_toy_shards.py"):
+        expand_shards(str(tmp_path / spec))

@@ -94,6 +94,9 @@ class SkipCounter:
         return f"SkipCounter({self.as_dict()})"
 
 
+MAKE_SHARDS_HINT = ("make shards from your videos with scripts/data/curate.py, or toy shards with "
+                    "scripts/data/make_toy_shards.py --out data/toy/videos (--images for image shards)")
+
 def torch_worker_id() -> Optional[int]:
     """The id of the current DataLoader worker, or None in the main process."""
     from torch.utils.data import get_worker_info
@@ -169,19 +172,19 @@ def expand_shards(spec: ShardSpec) -> List[str]:
             elif os.path.isdir(url):
                 found = sorted(glob.glob(os.path.join(url, "*.tar")))
                 if not found:
-                    raise ValueError(f"shard folder {url!r} holds no .tar files")
+                    raise ValueError(f"shard folder {url!r} holds no .tar files; {MAKE_SHARDS_HINT}")
                 urls.extend(found)
             elif glob.has_magic(url):
                 found = sorted(glob.glob(url))
                 if not found:
-                    raise ValueError(f"shard pattern {url!r} matches no files")
+                    raise ValueError(f"shard pattern {url!r} matches no files; {MAKE_SHARDS_HINT}")
                 urls.extend(found)
             elif os.path.exists(url):
                 urls.append(url)
             else:
                 raise ValueError(
                     f"shard {url!r} does not exist; give existing local paths/globs, or URLs/'pipe:' commands "
-                    "(e.g. 'pipe:aws s3 cp s3://bucket/shard-000000.tar -')"
+                    f"(e.g. 'pipe:aws s3 cp s3://bucket/shard-000000.tar -'); {MAKE_SHARDS_HINT}"
                 )
     return urls
 
