@@ -11,7 +11,8 @@ class AbstractEmbModel(nn.Module):
     Class attribute `output_key` says where the conditioner puts the result: "vector" (B, D) joins the
     UNet's `y`, "crossattn" (B, M, D) its cross-attention context, "concat" (B, C, h, w) its input
     channels. The conditioner sets `input_key`, `is_trainable`, `ucg_rate` (probability of dropping
-    the embedding to zero in training) and `legacy_ucg_val` from the config entry.
+    the embedding to zero in training), `ucg_group` (embedders dropped together) and `legacy_ucg_val`
+    from the config entry.
 
     `inference_unused_keys` lists state-dict key prefixes (relative to the embedder) that the
     forward pass never reads, so a checkpoint may lack them.
@@ -24,6 +25,7 @@ class AbstractEmbModel(nn.Module):
         super().__init__()
         self.is_trainable: bool = False
         self.ucg_rate: Union[float, torch.Tensor] = 0.0
+        self.ucg_group: Optional[str] = None
         self.input_key: Optional[str] = None
         self.legacy_ucg_val = None
 

@@ -14,7 +14,8 @@ KEY2CATDIM = {"vector": 1, "crossattn": 2, "concat": 1}
 # NOTE: only for third-party embedders that do not declare `output_key`; the original routed every
 # embedder this way, by the rank of its output.
 LEGACY_OUTPUT_DIM2KEYS = {2: "vector", 3: "crossattn", 4: "concat", 5: "concat"}
-ENTRY_KEYS = ("target", "params", "is_trainable", "ucg_rate", "input_key", "input_keys", "legacy_ucg_value", "output_key")
+ENTRY_KEYS = ("target", "params", "is_trainable", "ucg_rate", "ucg_group", "input_key", "input_keys", "legacy_ucg_value",
+              "output_key")
 
 
 class GeneralConditioner(nn.Module):
@@ -23,13 +24,15 @@ class GeneralConditioner(nn.Module):
     emb_models: list of embedder configs. Each entry has `target`/`params` and: `input_key` (or
     `input_keys`) naming its batch entry; `is_trainable` (default False: frozen, always eval);
     `ucg_rate` (probability, per item, of zeroing the embedding in training, for classifier-free
-    guidance); `legacy_ucg_value` (instead of zeroing, replace the raw input, e.g. a caption by "");
+    guidance); `ucg_group` (a name: embedders of one group are dropped together, for the same items,
+    so that training sees the fully unconditional input that guidance uses; they must share `ucg_rate`);
+    `legacy_ucg_value` (instead of zeroing, replace the raw input, e.g. a caption by "");
     `output_key` (override of the embedder's declared output key).
     """
 
     def __init__(self, emb_models: Sequence[Dict]):
         super().__init__()
-        embedders = []
+        embedders, group_rates = [], {}
         for n, entry in enumerate(emb_models):
             unknown = sorted(set(entry) - set(ENTRY_KEYS))
             if unknown:
@@ -39,6 +42,12 @@ class GeneralConditioner(nn.Module):
                 raise ValueError(f"embedder #{n} ({entry['target']}) must subclass sgm.modules.encoders.base.AbstractEmbModel")
             embedder.is_trainable = bool(entry.get("is_trainable", False))
             embedder.ucg_rate = float(entry.get("ucg_rate", 0.0))
+            embedder.ucg_group = entry.get("ucg_group", None)
+            if embedder.ucg_group is not None:
+                rate = group_rates.setdefault(embedder.ucg_group, embedder.ucg_rate)
+                if rate != embedder.ucg_rate:
+                    raise ValueError(f"embedder #{n}: ucg_group {embedder.ucg_group!r} mixes ucg_rate {rate} and "
+                                     f"{embedder.ucg_rate}; give every embedder of a group the same ucg_rate")
             if "input_key" in entry:
                 embedder.input_key = entry["input_key"]
             elif "input_keys" in entry:
@@ -60,11 +69,25 @@ class GeneralConditioner(nn.Module):
             embedders.append(embedder)
         self.embedders = nn.ModuleList(embedders)
 
-    def _inputs(self, embedder: AbstractEmbModel, batch: Dict):
+    @staticmethod
+    def _keep_mask(embedder: AbstractEmbModel, n: int, device, masks: Optional[Dict[str, torch.Tensor]]) -> torch.Tensor:
+        """(n,) float, 1 = keep this item's conditioning; shared by the embedders of one `ucg_group` in a call."""
+        group = getattr(embedder, "ucg_group", None)
+        if masks is not None and group is not None and group in masks:
+            mask = masks[group]
+            if mask.shape[0] != n:
+                raise ValueError(f"ucg_group {group!r} joins embedders whose inputs have {mask.shape[0]} and {n} items")
+            return mask.to(device)
+        mask = torch.bernoulli(torch.full((n,), 1.0 - embedder.ucg_rate, device=device))
+        if masks is not None and group is not None:
+            masks[group] = mask
+        return mask
+
+    def _inputs(self, embedder: AbstractEmbModel, batch: Dict, masks: Optional[Dict[str, torch.Tensor]] = None):
         if embedder.input_key is not None:
             value = batch[embedder.input_key]
             if embedder.legacy_ucg_val is not None and embedder.ucg_rate > 0.0:
-                keep = torch.rand(len(value)) >= embedder.ucg_rate
+                keep = self._keep_mask(embedder, len(value), "cpu", masks) > 0
                 value = [v if k else embedder.legacy_ucg_val for v, k in zip(value, keep.tolist())]
             return [value]
         return [batch[k] for k in embedder.input_keys]
@@ -75,19 +98,21 @@ class GeneralConditioner(nn.Module):
             return embedder.output_key
         return LEGACY_OUTPUT_DIM2KEYS[emb.dim()]
 
-    def _embed(self, embedder: AbstractEmbModel, batch: Dict, zero: bool, like: Optional[List[torch.Tensor]] = None):
-        """Outputs of one embedder. With `zero` and `like` (outputs for a same-shaped input), skip the network."""
+    def _embed(self, embedder: AbstractEmbModel, batch: Dict, zero: bool, like: Optional[List[torch.Tensor]] = None,
+               masks: Optional[Dict[str, torch.Tensor]] = None):
+        """Outputs of one embedder. With `zero` and `like` (outputs for a same-shaped input), skip the network.
+        masks: the keep masks of this call's dropout groups (filled as groups are first met)."""
         if zero and like is not None:
             return [torch.zeros_like(e) for e in like]
         with torch.set_grad_enabled(embedder.is_trainable and torch.is_grad_enabled()):
-            out = embedder(*self._inputs(embedder, batch))
+            out = embedder(*self._inputs(embedder, batch, masks))
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
         result = []
         for emb in outs:
             if not isinstance(emb, torch.Tensor):
                 raise ValueError(f"{type(embedder).__name__} must return tensors, got {type(emb).__name__}")
             if embedder.ucg_rate > 0.0 and embedder.legacy_ucg_val is None:
-                keep = torch.bernoulli(torch.full((emb.shape[0],), 1.0 - embedder.ucg_rate, device=emb.device))
+                keep = self._keep_mask(embedder, emb.shape[0], emb.device, masks)
                 emb = keep.view(-1, *([1] * (emb.ndim - 1))).to(emb.dtype) * emb
             result.append(torch.zeros_like(emb) if zero else emb)
         return result
@@ -105,9 +130,9 @@ class GeneralConditioner(nn.Module):
     def forward(self, batch: Dict, force_zero_embeddings: Optional[List[str]] = None) -> Dict[str, torch.Tensor]:
         """batch: the embedders' inputs by key. force_zero_embeddings: input keys whose embeddings are zeroed."""
         force_zero = force_zero_embeddings or []
-        pairs = []
+        pairs, masks = [], {}
         for embedder in self.embedders:
-            for emb in self._embed(embedder, batch, self._zero(embedder, force_zero)):
+            for emb in self._embed(embedder, batch, self._zero(embedder, force_zero), masks=masks):
                 pairs.append((self._output_key(embedder, emb), emb))
         return self._merge(pairs)
 
