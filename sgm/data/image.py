@@ -105,15 +105,7 @@ class ImageDataModule(ShardDataModule):
           train: {shards: "data/toy/images/*.tar", size: [64, 64]}
           batch_size: 8
 
-    Args:
-        train: `ImageDataset` arguments for training (a mapping; `shards` is required).
-        validation: `ImageDataset` arguments for validation, or None for no validation data.
-        batch_size: images per batch (per rank).
-        num_workers: DataLoader worker processes per rank (0: load in the training process).
-        pin_memory: pin batches in page-locked memory (faster host-to-GPU copies).
-        persistent_workers: keep workers alive between epochs (needs num_workers > 0).
-        prefetch_factor: batches each worker loads ahead (needs num_workers > 0; None: PyTorch's default).
-        drop_last: drop each worker's last incomplete batch.
+    Args: as `ShardDataModule`; `train` and `validation` hold `ImageDataset` arguments.
     """
 
     dataset_class = ImageDataset
