@@ -1,7 +1,11 @@
 """scripts/sampling/simple_video_sample.py end to end on the tiny config and a checkpoint made here."""
 import json
 import logging
+import os
+import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,7 +13,7 @@ import torch
 from PIL import Image
 
 from scripts.sampling.simple_video_sample import main, output_stems
-from tests.helpers import TINY_CONFIG
+from tests.helpers import REPO, TINY_CONFIG
 from tests.inference_helpers import make_acceptance_folder, read_video, tiny_checkpoint
 
 T, H, W, FPS_ID = 3, 64, 128, 4  # tiny-model run: 3 frames of 128x64, played at 5 fps
@@ -79,10 +83,10 @@ def test_num_videos_formats_and_glob(tmp_path):
 @pytest.mark.parametrize("extra,message", [
     (["--format", "avi"], "unknown output format"),
     (["--ckpt", "/nowhere/svd.safetensors"], "checkpoint not found: /nowhere/svd.safetensors"),
-    (["--motion_bucket_id", "999"], "motion_bucket_id must be in 0..255"),
-    (["--height", "100"], "height must be a positive multiple of 64, got 100"),
+    (["--motion_bucket_id", "999"], "--motion_bucket_id must be in 0..255"),
+    (["--height", "100"], "--height must be a positive multiple of 64, got 100"),
     (["--device", "gpu"], "unknown device 'gpu'"),
-    (["--ff_chunk", "0"], "ff_chunk_size must be >= 1"),
+    (["--ff_chunk", "0"], "--ff_chunk must be >= 1"),
     (["--config", "/nowhere/model.yaml"], "config file not found: /nowhere/model.yaml"),
     (["--watermark"], "watermark needs frames of at least 256x256"),  # refused before any sampling
 ])
@@ -140,3 +144,79 @@ def test_output_folder_that_is_a_file_exits_2(tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
         assert run(tmp_path / "x.png", tmp_path / "taken") == 2
     assert "exists and is not a folder" in caplog.text
+
+
+def test_progress_bars_and_times_as_a_user_sees_them(tmp_path):
+    """Run as a user does: bars for the sampling steps and the decoding on stderr, the load time on
+    its own line, and a closing total that includes loading."""
+    Image.fromarray(np.full((64, 128, 3), 120, np.uint8)).save(tmp_path / "x.png")
+    cmd = [sys.executable, str(REPO / "scripts" / "sampling" / "simple_video_sample.py"), "--input_path",
+           str(tmp_path / "x.png"), "--config", str(TINY_CONFIG), "--ckpt", str(tiny_checkpoint()), "--output_folder",
+           str(tmp_path / "out"), "--num_frames", "3", "--num_steps", "2", "--decoding_t", "2", "--device", "cpu"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    done = subprocess.run(cmd, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"x: sampling: 100%.*2/2", done.stderr), done.stderr
+    assert re.search(r"x: decoding: 100%.*2/2", done.stderr), done.stderr  # 3 frames, 2 per chunk: 2 chunks
+    assert re.search(r"model loaded in \d+\.\ds", done.stderr), done.stderr
+    m = re.search(r"wrote 1 video\(s\) to .* in (\d+\.\d)s \(loading the model (\d+\.\d)s, generating (\d+\.\d)s\)",
+                  done.stdout)
+    assert m, done.stdout
+    total, load, generate = map(float, m.groups())
+    assert load > 0 and generate > 0 and total >= load + generate - 0.1
+
+
+def test_quiet_shows_no_progress(tmp_path, capsys):
+    Image.fromarray(np.full((64, 128, 3), 120, np.uint8)).save(tmp_path / "x.png")
+    assert run(tmp_path / "x.png", tmp_path / "out", "-q") == 0
+    captured = capsys.readouterr()
+    assert "sampling" not in captured.err and "decoding" not in captured.err and "%|" not in captured.err
+    assert "wrote 1 video(s)" in captured.out
+
+
+def test_input_path_is_required(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(TINY_CONFIG), "--random_weights", "--device", "cpu"])
+    assert info.value.code == 2
+    assert "the following arguments are required: --input_path" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dtype,slowdown,warned", [("fp16", 40.0, True), ("bf16", 30.0, True), ("bf16", 0.5, False),
+                                                    ("fp32", 1.0, False)])
+def test_half_precision_on_cpu_warns_when_slow(tmp_path, caplog, monkeypatch, dtype, slowdown, warned):
+    """The warning follows what was measured on this CPU (faked here: bf16 is fast on some CPUs)."""
+    from sgm.inference import precision
+
+    monkeypatch.setattr(precision, "cpu_slowdown", lambda dt: slowdown)
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(tmp_path / "x.png")
+    with caplog.at_level(logging.WARNING):
+        assert run(tmp_path / "x.png", tmp_path / "out", "--dtype", dtype, "--ckpt", "/nowhere/x.safetensors") == 2
+    assert (f"{dtype} on this CPU runs matrix products {slowdown:.0f}x slower than fp32" in caplog.text) == warned
+    if warned:
+        assert "leave --dtype out" in caplog.text
+
+
+def test_fp16_is_measured_slow_on_this_cpu():
+    """fp16 has no fast CPU matmul kernels on common CPUs (measured 40-70x on an AMD EPYC)."""
+    from sgm.inference.precision import cpu_slowdown
+
+    if cpu_slowdown(torch.float16) <= 2.0:
+        pytest.skip("this CPU multiplies fp16 matrices natively")
+    assert cpu_slowdown(torch.float16) > 2.0
+
+
+def test_errors_speak_in_flags(tmp_path, caplog):
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(tmp_path / "x.png")
+    with caplog.at_level(logging.ERROR):
+        assert main(["--input_path", str(tmp_path / "x.png"), "--version", "svd_xt", "--device", "cpu",
+                     "--ckpt", str(tmp_path / "svd_xt.safetensors")]) == 2
+    assert "put the official file svd_xt.safetensors" in caplog.text and "or pass --ckpt with its location" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert run(tmp_path / "x.png", tmp_path / "out", "--ckpt", "/nowhere/mine.safetensors") == 2
+    assert "pass --ckpt with the weights that belong to this --config" in caplog.text
+    for bad in (["--ff_chunk", "0"], ["--num_frames", "0"], ["--decoding_overlap", "-1"]):
+        with caplog.at_level(logging.ERROR):
+            assert run(tmp_path / "x.png", tmp_path / "out", *bad) == 2
+        assert f"{bad[0]} must be" in caplog.text
+    assert "ckpt=" not in caplog.text and "ff_chunk_size" not in caplog.text

@@ -6,11 +6,12 @@
 
 The original script's flags keep working. --input_path takes a file, a folder or a glob. Every video
 gets <name>.<format> files, a settings sidecar <name>.json and the input frame <name>_input.png.
-Exit status: 0 when every video was written, 1 when some input failed, 2 for usage/config errors.
-See docs/sampling.md.
+Progress bars for the sampling steps and the decoding go to stderr (-q hides them). Exit status: 0
+when every video was written, 1 when some input failed, 2 for usage/config errors. See docs/sampling.md.
 """
 import argparse
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("input and output")
-    g.add_argument("--input_path", default="assets/test_image.png", help="an image file, a folder of images or a glob")
+    g.add_argument("--input_path", required=True, help="an image file, a folder of images or a glob")
     g.add_argument("--output_folder", default=None, help="default: outputs/simple_video_sample/<version or config name>")
     g.add_argument("--format", action="append", default=None,
                    help=f"output format(s): {', '.join(FORMATS)}; repeat or comma-separate (default mp4)")
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'x,y' in [0, 1]: where to crop after resizing to cover (0 left/top, 0.5 centre)")
     g = p.add_argument_group("logging")
     g.add_argument("-v", "--verbose", action="store_true")
-    g.add_argument("-q", "--quiet", action="store_true")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no info lines (errors and the summary only)")
     return p
 
 
@@ -90,7 +91,58 @@ def output_stems(files: List[Path], folder: Path, num_videos: int) -> List[List[
     return out
 
 
+class ProgressBars:
+    """tqdm bars on stderr for one video: its sampling steps, then its decoding chunks, fed by
+    `VideoPipeline.generate`'s progress(step, total, stage) callback. name: shown before the stage."""
+
+    UNITS = {"sampling": "step", "decoding": "chunk"}
+
+    def __init__(self, name: str):
+        self.name = name
+        self.stage: Optional[str] = None
+        self.bar = None
+
+    def __call__(self, step: int, total: int, stage: str) -> None:
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=total, desc=f"{self.name}: {stage}", unit=self.UNITS.get(stage, "it"), file=sys.stderr,
+                            dynamic_ncols=True)
+        self.bar.update(step - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def in_flags(error: BaseException) -> str:
+    """The message of a library error in this command line's terms: flags, not library arguments."""
+    from sgm.inference import MissingCheckpointError, OutOfMemoryError
+    from sgm.inference.options import SamplingOptions
+
+    if isinstance(error, MissingCheckpointError):
+        if error.path.startswith("("):  # no path at all: neither --ckpt nor the config's sampling.checkpoint
+            return ("no checkpoint: the config's sampling.checkpoint is empty; pass --ckpt with the weights that belong "
+                    "to this --config (or --random_weights to try the pipeline without weights)")
+        if error.official_name:
+            hint = f"put the official file {error.official_name}" + (f" (from {error.source})" if error.source else "")
+            hint += f" at {error.path}, or pass --ckpt with its location"
+        else:
+            hint = "pass --ckpt with the weights that belong to this --config"
+        return f"checkpoint not found: {error.path}; {hint}. Weights are never downloaded by this code."
+    if isinstance(error, OutOfMemoryError):
+        return (f"out of GPU memory while {error.stage}; lower peak memory with --dtype fp16 (or bf16), --offload, "
+                f"a smaller --decoding_t (e.g. 2), --ff_chunk 1024, fewer --num_frames or a smaller --height/--width")
+    # SamplingOptions names its fields, which are this script's flags without the dashes.
+    fields = "|".join(SamplingOptions.__dataclass_fields__)
+    return re.sub(rf"^({fields})\b", r"--\1", str(error))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    t_start = time.perf_counter()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
@@ -99,6 +151,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from sgm.inference import InferenceError, SamplingOptions, VideoPipeline, write_video
     from sgm.inference.inputs import expand_inputs
+    from sgm.inference.pipeline import parse_device, parse_dtype
+    from sgm.inference.precision import slow_precision_warning
     from sgm.inference.watermark import add_watermark, check_watermark
     from sgm.inference.writers import parse_formats
 
@@ -106,6 +160,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         formats = parse_formats(args.format or ["mp4"])
         if args.num_videos < 1:
             raise ValueError(f"--num_videos must be >= 1, got {args.num_videos}")
+        if args.ff_chunk is not None and args.ff_chunk < 1:
+            raise ValueError(f"--ff_chunk must be >= 1 (tokens per MLP call), got {args.ff_chunk}")
         name = Path(args.config).stem if args.config else args.version
         folder = Path(args.output_folder) if args.output_folder else Path("outputs") / "simple_video_sample" / name
         if folder.exists() and not folder.is_dir():
@@ -117,34 +173,51 @@ def main(argv: Optional[List[str]] = None) -> int:
                                width=args.width, min_cfg=args.min_cfg, max_cfg=args.max_cfg, sampler=args.sampler,
                                crop_offset=args.crop_offset)
         opts.validate()
-        pipe = VideoPipeline.load(version=args.version, config=args.config, ckpt=args.ckpt, device=args.device,
-                                  dtype=args.dtype, offload=args.offload, ff_chunk_size=args.ff_chunk,
+        device = parse_device(args.device)
+        dtype = parse_dtype(args.dtype, device)
+        slow = slow_precision_warning(device, dtype)
+        if slow:
+            logger.warning("%s", slow)
+        logger.info("loading %s on %s (%s)...", args.config or args.version, device, str(dtype).replace("torch.", ""))
+        t_load = time.perf_counter()
+        pipe = VideoPipeline.load(version=args.version, config=args.config, ckpt=args.ckpt, device=device,
+                                  dtype=dtype, offload=args.offload, ff_chunk_size=args.ff_chunk,
                                   random_weights=args.random_weights)
+        load_s = time.perf_counter() - t_load
+        logger.info("model loaded in %.1fs", load_s)
         filled = opts.filled(pipe.defaults)  # validate the combination before the first image
         if args.watermark:
             check_watermark(filled.width, filled.height)
     except (ValueError, FileNotFoundError, ImportError) as e:  # MissingCheckpointError is a FileNotFoundError
-        logger.error("%s", e)
+        logger.error("%s", in_flags(e))
         return 2
 
     written, failed = [], []
-    t0 = time.perf_counter()
+    t_generate = time.perf_counter()
     for file, stems in zip(files, output_stems(files, folder, args.num_videos)):
         for k, stem in enumerate(stems):
+            bars = None if args.quiet else ProgressBars(stem.name)
             try:
-                result = pipe.generate(file, opts, video_index=k)
+                try:
+                    result = pipe.generate(file, opts, progress=bars, video_index=k)
+                finally:
+                    if bars is not None:
+                        bars.close()
                 if args.watermark:
                     result = add_watermark(result)
                 paths = write_video(result, stem, formats)
             except (InferenceError, ValueError, OSError) as e:
-                msg = str(e)
+                msg = in_flags(e)
                 logger.error("%s", msg if str(file) in msg else f"{file}: {msg}")
                 failed.append(file)
                 break  # the other videos of this input would fail the same way
-            logger.info("%s -> %s (seed %d)", file, ", ".join(str(p) for p in paths.values()), result.settings["seed"])
+            logger.info("%s -> %s (seed %d, %.1fs)", file, ", ".join(str(p) for p in paths.values()),
+                        result.settings["seed"], result.settings["seconds"])
             written.append(paths)
-    elapsed = time.perf_counter() - t0
-    print(f"wrote {len(written)} video(s) to {folder} in {elapsed:.1f}s")
+    generate_s = time.perf_counter() - t_generate
+    total_s = time.perf_counter() - t_start
+    print(f"wrote {len(written)} video(s) to {folder} in {total_s:.1f}s "
+          f"(loading the model {load_s:.1f}s, generating {generate_s:.1f}s)")
     if failed:
         print(f"failed: {len(failed)} input(s): {', '.join(str(f) for f in failed)}")
     return 1 if failed else 0
