@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sampler", default=None, choices=SAMPLER_NAMES)
     g.add_argument("--crop_offset", type=parse_crop_offset, default=(0.5, 0.5),
                    help="'x,y' in [0, 1]: where to crop after resizing to cover (0 left/top, 0.5 centre)")
+    g = p.add_argument_group("longer videos (docs/sampling.md, \"Longer videos\")")
+    g.add_argument("--total_frames", type=int, default=None,
+                   help="frames of the whole video; above --num_frames it is made of chained clips (default: one clip)")
+    g.add_argument("--chain_overlap", type=int, default=None,
+                   help="frames each chained clip shares with the previous one (default num_frames // 4, at least 1)")
+    g.add_argument("--color_match", action="store_true", help="hold each chained clip's colours to the first clip's")
     g = p.add_argument_group("logging")
     g.add_argument("-v", "--verbose", action="store_true")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no info lines (errors and the summary only)")
@@ -171,7 +177,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                motion_bucket_id=args.motion_bucket_id, cond_aug=args.cond_aug, seed=args.seed,
                                decoding_t=args.decoding_t, decoding_overlap=args.decoding_overlap, height=args.height,
                                width=args.width, min_cfg=args.min_cfg, max_cfg=args.max_cfg, sampler=args.sampler,
-                               crop_offset=args.crop_offset)
+                               crop_offset=args.crop_offset, total_frames=args.total_frames,
+                               chain_overlap=args.chain_overlap, color_match=args.color_match)
         opts.validate()
         device = parse_device(args.device)
         dtype = parse_dtype(args.dtype, device)

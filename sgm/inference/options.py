@@ -29,6 +29,10 @@ class SamplingOptions:
     min_cfg, max_cfg: guidance scale on the first and last frame. sampler: a name from
     `sgm.inference.samplers.SAMPLER_NAMES`. crop_offset: (x, y) in [0, 1] placing the crop after
     resizing the image to cover the target: 0 left/top, 0.5 centre, 1 right/bottom.
+    total_frames: frames of the whole video; above num_frames the video is made of chained clips
+    (`sgm.inference.chaining`); None: one clip. chain_overlap: frames each chained clip shares with
+    the previous one, 1..num_frames-1 (None: num_frames // 4, at least 1). color_match: hold each
+    chained clip's latent colour statistics to the first clip's.
     """
 
     num_frames: Optional[int] = None
@@ -45,6 +49,9 @@ class SamplingOptions:
     sampler: Optional[str] = None
     crop_offset: Tuple[float, float] = (0.5, 0.5)
     decoding_overlap: Optional[int] = None
+    total_frames: Optional[int] = None
+    chain_overlap: Optional[int] = None
+    color_match: bool = False
 
     def to_dict(self) -> Dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -76,6 +83,15 @@ class SamplingOptions:
         need(self.decoding_t is None or self.decoding_t >= 1, f"decoding_t must be >= 1, got {self.decoding_t}")
         need(self.decoding_overlap is None or self.decoding_overlap >= 0,
              f"decoding_overlap must be >= 0, got {self.decoding_overlap}")
+        need(self.total_frames is None or self.total_frames >= 1, f"total_frames must be >= 1, got {self.total_frames}")
+        need(self.chain_overlap is None or self.chain_overlap >= 1,
+             f"chain_overlap must be >= 1 (frames each clip shares with the previous one), got {self.chain_overlap}")
+        chained = None not in (self.total_frames, self.num_frames) and self.total_frames > self.num_frames
+        need(not chained or self.num_frames >= 2, f"chaining clips (total_frames={self.total_frames} > num_frames="
+             f"{self.num_frames}) needs num_frames >= 2")
+        need(not chained or self.chain_overlap is None or self.chain_overlap < self.num_frames,
+             f"chain_overlap must be below num_frames={self.num_frames} (each clip must add frames), "
+             f"got {self.chain_overlap}")
         for name in ("height", "width"):
             v = getattr(self, name)
             need(v is None or (v >= 64 and v % 64 == 0), f"{name} must be a positive multiple of 64, got {v}")

@@ -15,6 +15,7 @@ from ..models.loading import build_model, load_config
 from ..modules.autoencoding.temporal_ae import VideoDecoder
 from ..modules.diffusionmodules.guiders import LinearPredictionGuider, VanillaCFG
 from .checkpoints import config_checkpoint, resolve_checkpoint, version_config
+from .chaining import CHAIN_RELEASE_SIGMA, chain_record, default_overlap, plan_chain, sample_chain
 from .conditioning import video_batch, video_conditioning
 from .decoding import Progress, decode_chunked, effective_overlap
 from .errors import OutOfMemoryError
@@ -177,8 +178,11 @@ class VideoPipeline:
         z, frame, seed_info = self._latents(image, opts, progress, video_index)
         frames = self.decode_latents(z, opts, progress)
         settings = opts.to_dict()
-        settings.update(seed_info, decoding_overlap=self._overlap(opts), fps=opts.fps_id + 1, device=str(self.device),
-                        sgm_version=__version__, seconds=round(time.perf_counter() - t0, 3), **self.info)
+        if "chain" in seed_info:
+            seed_info["chain"].update(chain_record(frames, seed_info["chain"]["clips"]))
+        settings.update(seed_info, decoding_overlap=self._overlap(opts, len(z)), fps=opts.fps_id + 1,
+                        device=str(self.device), sgm_version=__version__, seconds=round(time.perf_counter() - t0, 3),
+                        **self.info)
         if isinstance(image, (str, os.PathLike)):
             settings["input_path"] = str(image)
         return VideoResult(frames=frames, fps=opts.fps_id + 1, settings=settings, input_image=frame)
@@ -204,15 +208,40 @@ class VideoPipeline:
         seed = derive_seed(opts.seed, fingerprint, video_index)
         frame = cover_and_crop(source, opts.width, opts.height, opts.crop_offset)
         warn_if_off_trained_size(opts.width, opts.height, self.trained_size)
+        seed_info = {"seed": seed, "base_seed": opts.seed, "video_index": video_index, "image_sha256": fingerprint}
         try:
             with torch.no_grad():
-                z = self._sample_latents(frame, opts, seed, progress)
+                if opts.total_frames is not None and opts.total_frames > opts.num_frames:
+                    z, seed_info["chain"] = self._chained_latents(frame, opts, seed, progress)
+                else:
+                    z = self._sample_latents(frame, opts, seed, progress)
         except torch.cuda.OutOfMemoryError as e:
             raise OutOfMemoryError("sampling", str(e).splitlines()[0]) from e
-        seed_info = {"seed": seed, "base_seed": opts.seed, "video_index": video_index, "image_sha256": fingerprint}
         return z, frame, seed_info
 
-    def _sample_latents(self, frame: Image.Image, opts: SamplingOptions, seed: int, progress: Progress) -> torch.Tensor:
+    def _chained_latents(self, frame: Image.Image, opts: SamplingOptions, seed: int, progress: Progress):
+        """Latents (total_frames, C, h, w) on the CPU made clip by clip (`sgm.inference.chaining`),
+        and the chain's record for the settings."""
+        overlap = opts.chain_overlap if opts.chain_overlap is not None else default_overlap(opts.num_frames)
+        clips = plan_chain(opts.total_frames, opts.num_frames, overlap, seed)
+
+        def decode_frame(z: torch.Tensor, index: int) -> Image.Image:
+            start = max(0, min(index - opts.decoding_t // 2, len(z) - opts.decoding_t))
+            window = self._decode(z[start:start + opts.decoding_t], opts, None)  # (t, H, W, 3) uint8
+            return Image.fromarray(window[index - start])
+
+        def sample_clip(image: Image.Image, clip_seed: int, wrap) -> torch.Tensor:
+            return self._sample_latents(image, opts, clip_seed, progress, wrap)
+
+        z = sample_chain(frame, clips, opts.num_frames, sample_clip, decode_frame, release_sigma=CHAIN_RELEASE_SIGMA,
+                         colour_match=opts.color_match)
+        record = {"total_frames": opts.total_frames, "clip_frames": opts.num_frames, "overlap": overlap,
+                  "release_sigma": CHAIN_RELEASE_SIGMA, "color_match": opts.color_match,
+                  "clips": [c.to_dict() for c in clips]}
+        return z, record
+
+    def _sample_latents(self, frame: Image.Image, opts: SamplingOptions, seed: int, progress: Progress,
+                        wrap_denoiser=None) -> torch.Tensor:
         model, T = self.model, opts.num_frames
         generator = make_generator(seed)
         image = torch.from_numpy(np.array(frame)).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, H, W)
@@ -230,6 +259,9 @@ class VideoPipeline:
             indicator = torch.zeros(x.shape[0] // T, T, device=x.device)  # (B, T): no frame is a still image
             return model.denoiser(model.model, x, sigma, cond, num_video_frames=T, image_only_indicator=indicator)
 
+        if wrap_denoiser is not None:
+            denoiser = wrap_denoiser(denoiser)
+
         def callback(info):
             if progress is not None:
                 progress(info["i"] + 1, info["num_steps"], "sampling")
@@ -238,10 +270,10 @@ class VideoPipeline:
             return sampler(denoiser, noise.to(self.device), c, uc=uc, num_steps=opts.num_steps, callback=callback,
                            generator=generator)
 
-    def _overlap(self, opts: SamplingOptions) -> int:
+    def _overlap(self, opts: SamplingOptions, num_frames: int) -> int:
         if not isinstance(getattr(self.model.first_stage_model, "decoder", None), VideoDecoder):
             return 0  # a per-frame decoder has no seams
-        return effective_overlap(opts.num_frames, opts.decoding_t, opts.decoding_overlap)
+        return effective_overlap(num_frames, opts.decoding_t, opts.decoding_overlap)
 
     def _decode(self, z: torch.Tensor, opts: SamplingOptions, progress: Progress) -> np.ndarray:
         model = self.model
@@ -252,5 +284,8 @@ class VideoPipeline:
             return (x * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu()
 
         with self.offloader.on_device(model.first_stage_model, "first_stage"):
-            frames = decode_chunked(model.decode_first_stage, z, opts.decoding_t, self._overlap(opts), progress, to_uint8)
+            def decode(window: torch.Tensor) -> torch.Tensor:  # a chained video's latents wait on the CPU
+                return model.decode_first_stage(window.to(self.device))
+
+            frames = decode_chunked(decode, z, opts.decoding_t, self._overlap(opts, len(z)), progress, to_uint8)
         return frames.numpy()

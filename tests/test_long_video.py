@@ -1,0 +1,138 @@
+"""Longer videos than one clip (sgm.inference.chaining): the plan, the per-clip seeds, the overlap tie
+inside a real sampler, the crossfade and colour matching, and chained generation on the tiny model."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sgm.inference import SamplingOptions
+from sgm.inference.chaining import (OverlapTie, channel_stats, clip_seed, crossfade, default_overlap, match_stats,
+                                    plan_chain, sample_chain)
+from sgm.util import instantiate_from_config
+from tests.inference_helpers import random_rgb, tiny_pipeline
+
+EDM_EULER = {"target": "sgm.modules.diffusionmodules.sampling.EulerEDMSampler",
+             "params": {"num_steps": 6, "discretization_config": {
+                 "target": "sgm.modules.diffusionmodules.discretizer.EDMDiscretization"}}}
+
+
+@pytest.mark.parametrize("total,clip,overlap", [(12, 4, 1), (25, 14, 3), (75, 25, 6), (30, 25, 24), (10, 4, 2)])
+def test_plan_covers_every_frame_once_with_the_overlap(total, clip, overlap):
+    clips = plan_chain(total, clip, overlap, video_seed=5)
+    assert clips[0].start == 0 and clips[0].overlap == 0 and clips[-1].end == total
+    for prev, cur in zip(clips, clips[1:]):
+        assert cur.start == prev.end - overlap and cur.overlap == overlap  # shares exactly K frames
+        assert cur.end - cur.start <= clip
+    assert all(c.end - c.start == clip for c in clips[:-1])  # only the last clip is cut
+    assert len(clips) == 1 + -(-(total - clip) // (clip - overlap))
+
+
+def test_plan_of_one_clip_and_its_errors():
+    assert [(c.start, c.end) for c in plan_chain(3, 4, 1, 0)] == [(0, 3)]
+    with pytest.raises(ValueError, match="chain_overlap must be in 1..3"):
+        plan_chain(12, 4, 4, 0)
+    with pytest.raises(ValueError, match="chain_overlap must be in 1..3"):
+        plan_chain(12, 4, 0, 0)
+    assert default_overlap(4) == 1 and default_overlap(14) == 3 and default_overlap(25) == 6
+
+
+def test_clip_seeds_are_derived_and_reproducible():
+    seeds = [clip_seed(99, i) for i in range(5)]
+    assert seeds[0] == 99  # the first clip is the one-clip video
+    assert len(set(seeds)) == 5 and seeds == [clip_seed(99, i) for i in range(5)]
+    assert clip_seed(100, 1) != seeds[1]
+    assert all(0 <= s < 2**63 for s in seeds)
+    assert [c.seed for c in plan_chain(12, 4, 1, 99)] == seeds[:4]
+
+
+def test_options_refuse_bad_chain_settings():
+    with pytest.raises(ValueError, match="chain_overlap must be below num_frames=4"):
+        SamplingOptions(num_frames=4, total_frames=12, chain_overlap=4).validate()
+    with pytest.raises(ValueError, match="total_frames must be >= 1"):
+        SamplingOptions(total_frames=0).validate()
+    with pytest.raises(ValueError, match="chain_overlap must be >= 1"):
+        SamplingOptions(chain_overlap=0).validate()
+    SamplingOptions(num_frames=4, total_frames=3, chain_overlap=9).validate()  # one clip: the overlap is unused
+
+
+def test_tie_pins_the_overlap_frames_in_a_real_sampler():
+    """Under the Euler ODE a frame whose prediction is the known latent ends exactly on it; the other
+    frames are left to the model, here a denoiser that sees the batch as (B*T, ...) as under guidance."""
+    sampler = instantiate_from_config(EDM_EULER)
+    T, K = 5, 2
+    g = torch.Generator().manual_seed(0)
+    known = torch.randn(K, 4, 3, 3, generator=g)
+    noise = torch.randn(T, 4, 3, 3, generator=g)
+
+    def denoiser(x, sigma, cond):  # x: (2T, ...) with the unconditional half appended by the guider
+        return 0.5 * x / (1 + sigma.view(-1, 1, 1, 1) ** 2) ** 0.5
+
+    def guided(x, sigma, cond):  # two videos in one batch, as a guider would pass them
+        return denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]), cond)[: len(x)]
+
+    free = sampler(guided, noise, {})
+    tied_denoiser = OverlapTie(known, T).wrap(denoiser)
+    tied = sampler(lambda x, s, c: tied_denoiser(torch.cat([x, x]), torch.cat([s, s]), c)[: len(x)], noise, {})
+    torch.testing.assert_close(tied[:K], known, atol=1e-5, rtol=0)
+    assert not torch.allclose(free[:K], known, atol=1e-2)
+    assert torch.equal(noise, noise.clone())  # the caller's noise is untouched
+    # Released for every step (release_sigma above the largest sigma): the tie changes nothing.
+    released = OverlapTie(known, T, release_sigma=1e6).wrap(denoiser)
+    torch.testing.assert_close(sampler(lambda x, s, c: released(x, s, c), noise, {}), sampler(denoiser, noise, {}))
+
+
+def test_crossfade_and_colour_match():
+    prev, new = torch.zeros(3, 2, 1, 1), torch.ones(3, 2, 1, 1)
+    assert crossfade(prev, new)[:, 0, 0, 0].tolist() == pytest.approx([0.25, 0.5, 0.75])
+    g = torch.Generator().manual_seed(1)
+    ref = torch.randn(4, 4, 5, 5, generator=g)
+    drifted = 1.7 * torch.randn(4, 4, 5, 5, generator=g) + 0.8
+    torch.testing.assert_close(channel_stats(match_stats(drifted, channel_stats(ref))), channel_stats(ref))
+
+
+def test_sample_chain_joins_clips_with_fake_parts():
+    """Clip i is conditioned on the chain's frame where it starts; the overlap is crossfaded; the
+    result is on the CPU."""
+    T, K = 4, 2
+    clips = plan_chain(9, T, K, video_seed=1)
+    seen = []
+
+    def sample_clip(frame, seed, wrap):
+        seen.append((frame, seed, wrap is not None))
+        return torch.full((T, 1, 1, 1), float(len(seen)))  # clip i's latents are all i + 1
+
+    def decode_frame(z, index):
+        return float(z[index])
+
+    z = sample_chain("first", clips, T, sample_clip, decode_frame)
+    assert z.shape[0] == 9 and z.device.type == "cpu"
+    assert [s[1] for s in seen] == [c.seed for c in clips] and [s[2] for s in seen] == [False, True, True, True]
+    assert seen[0][0] == "first" and seen[1][0] == 1.0  # clip 1 conditioned on frame 2, which clip 0 made
+    assert z[:, 0, 0, 0].tolist() == pytest.approx([1, 1, 1 + 1 / 3, 1 + 2 / 3, 2 + 1 / 3, 2 + 2 / 3, 3 + 1 / 3,
+                                                    3 + 2 / 3, 4])
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_pipeline()
+
+
+def test_chained_video_on_the_tiny_model(pipe):
+    image = Image.fromarray(random_rgb(64, 128, 3))
+    opts = SamplingOptions(seed=4, num_steps=2, total_frames=10, chain_overlap=2)
+    z = pipe.sample_latents(image, opts)
+    T = pipe.defaults.num_frames
+    assert z.shape[0] == 10 and z.device.type == "cpu"
+    # The first clip is the one-clip video of the same seed (up to its crossfaded overlap).
+    single = pipe.sample_latents(image, SamplingOptions(seed=4, num_steps=2)).cpu()
+    torch.testing.assert_close(z[:T - 2], single[:T - 2])
+    result = pipe.generate(image, opts)
+    assert result.frames.shape[0] == 10 and result.settings["total_frames"] == 10
+    chain = result.settings["chain"]
+    assert [(c["start"], c["end"], c["overlap"]) for c in chain["clips"]] == [(0, 4, 0), (2, 6, 2), (4, 8, 2), (6, 10, 2)]
+    seed = result.settings["seed"]
+    assert [c["seed"] for c in chain["clips"]] == [clip_seed(seed, i) for i in range(4)]
+    assert chain["overlap"] == 2 and chain["clip_frames"] == T and chain["color_match"] is False
+    assert chain["clips"][0]["colour_drift"] == 0.0 and len(chain["clips"][3]["colour_mean"]) == 3
+    # Reproducible: the same options give the same latents, hence the same frames.
+    np.testing.assert_array_equal(result.frames, pipe.decode_latents(z, opts))
