@@ -126,7 +126,9 @@ def test_chained_video_on_the_tiny_model(pipe):
     # The first clip is the one-clip video of the same seed (up to its crossfaded overlap).
     single = pipe.sample_latents(image, SamplingOptions(seed=4, num_steps=2)).cpu()
     torch.testing.assert_close(z[:T - 2], single[:T - 2])
-    result = pipe.generate(image, opts)
+    steps = []
+    result = pipe.generate(image, opts, progress=lambda i, n, stage: steps.append((i, n, stage)))
+    assert [s for s in steps if s[2] == "sampling"] == [(i, 8, "sampling") for i in range(1, 9)]  # 4 clips x 2 steps
     assert result.frames.shape[0] == 10 and result.settings["total_frames"] == 10
     chain = result.settings["chain"]
     assert [(c["start"], c["end"], c["overlap"]) for c in chain["clips"]] == [(0, 4, 0), (2, 6, 2), (4, 8, 2), (6, 10, 2)]

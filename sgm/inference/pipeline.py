@@ -230,8 +230,15 @@ class VideoPipeline:
             window = self._decode(z[start:start + opts.decoding_t], opts, None)  # (t, H, W, 3) uint8
             return Image.fromarray(window[index - start])
 
+        done = []  # clips sampled so far: progress counts the steps of the whole chain
+
+        def chain_progress(step: int, total: int, stage: str) -> None:
+            progress(len(done) * total + step, len(clips) * total, stage)
+
         def sample_clip(image: Image.Image, clip_seed: int, wrap) -> torch.Tensor:
-            return self._sample_latents(image, opts, clip_seed, progress, wrap)
+            z = self._sample_latents(image, opts, clip_seed, chain_progress if progress is not None else None, wrap)
+            done.append(clip_seed)
+            return z
 
         z = sample_chain(frame, clips, opts.num_frames, sample_clip, decode_frame, release_sigma=CHAIN_RELEASE_SIGMA,
                          colour_match=opts.color_match)
