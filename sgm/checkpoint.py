@@ -18,8 +18,16 @@ class CheckpointError(ValueError):
 
 
 def read_state_dict(path: str, device: Union[str, torch.device] = "cpu") -> StateDict:
-    """The state dict in `path`: a .safetensors file or a torch pickle (.ckpt/.pt/.pth/.bin, loaded
-    with weights_only=True; a Lightning checkpoint's 'state_dict' entry is unwrapped)."""
+    """The state dict in `path`: a .safetensors file, a torch pickle (.ckpt/.pt/.pth/.bin, loaded
+    with weights_only=True; a Lightning checkpoint's 'state_dict' entry is unwrapped) or a diffusers
+    StableVideoDiffusionPipeline folder (converted to the official layout, see sgm.interop)."""
+    if os.path.isdir(path):
+        from .interop import is_diffusers_folder, read_diffusers_folder
+
+        if not is_diffusers_folder(path):
+            raise CheckpointError(f"{path} is a folder but not a diffusers pipeline folder (no model_index.json); "
+                                  f"give a .safetensors/.ckpt file or a StableVideoDiffusionPipeline folder")
+        return {k: v.to(device) for k, v in read_diffusers_folder(path).items()}
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {os.path.abspath(path)}")
     if path.endswith(".safetensors"):

@@ -55,7 +55,7 @@ def official_for(path: Optional[str], version: Optional[str]) -> Optional[Versio
 
 
 def resolve_checkpoint(ckpt: Optional[str], default: Optional[str], version: Optional[str]) -> str:
-    """The existing checkpoint file to load: `ckpt` if given, else the config's default; a relative
+    """The existing checkpoint to load (a file or a diffusers folder): `ckpt` if given, else the config's default; a relative
     path is looked for in the working directory, then in the repository. MissingCheckpointError
     names the path looked for and the official file to put there."""
     wanted = ckpt if ckpt is not None else default
@@ -68,7 +68,7 @@ def resolve_checkpoint(ckpt: Optional[str], default: Optional[str], version: Opt
     if not os.path.isabs(wanted) and ckpt is None:
         candidates.append(REPO_ROOT / wanted)
     for c in candidates:
-        if c.is_file():
+        if c.is_file() or (c / "model_index.json").is_file():
             return str(c)
     official = official_for(wanted, version)
     looked = candidates[-1] if ckpt is None else Path(wanted).absolute()

@@ -54,7 +54,7 @@ def build_model(config: ConfigLike, ckpt_path: Optional[str] = None, device: Uni
         if dtype is not None:
             model = model.to(dtype)
     else:
-        if not os.path.isfile(ckpt_path):
+        if not os.path.exists(ckpt_path):  # a file, or a diffusers folder
             raise FileNotFoundError(f"checkpoint not found: {os.path.abspath(ckpt_path)}")
         with torch.device("meta"):
             model = instantiate_from_config(cfg)

@@ -79,7 +79,7 @@ def dry_run(cfg: DictConfig, run_dir: RunDir, seed: int) -> int:
     read), the data module and the trainer; print the resolved config."""
     model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
     ckpt = model_cfg.get("params", {}).pop("ckpt_path", None)
-    if ckpt and not os.path.isfile(ckpt):
+    if ckpt and not os.path.exists(ckpt):  # a file or a diffusers folder
         logger.warning("model.params.ckpt_path %s does not exist (a real run would fail)", os.path.abspath(ckpt))
     with torch.device("meta"):
         model = instantiate_from_config(model_cfg)
