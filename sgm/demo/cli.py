@@ -16,7 +16,8 @@ class DemoSettings:
 
     version: a configs/inference name (used when `config` is None). config: path of any model config
     with a `sampling:` section. ckpt: weights path (None: the config's `sampling.checkpoint`).
-    device / dtype / offload: passed to `VideoPipeline.load`. host, port: where the server listens
+    device / dtype / offload / download: passed to `VideoPipeline.load` (download: fetch a missing
+    official checkpoint from the Hugging Face Hub, see docs/download.md). host, port: where the server listens
     (127.0.0.1 by default: only this machine can reach it). share: ask Gradio for a public link.
     max_upload_mb: largest accepted upload. output_folder: where every video and its settings go.
     concurrency: generations that run at once (each holds a model's activations in GPU memory).
@@ -29,6 +30,7 @@ class DemoSettings:
     device: Optional[str] = None
     dtype: Optional[str] = None
     offload: bool = False
+    download: bool = False
     host: str = "127.0.0.1"
     port: int = 7860
     share: bool = False
@@ -50,12 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--version", choices=available_versions(), default=None,
                        help=f"official model to load from configs/inference (default {DEFAULT_VERSION})")
     model.add_argument("--config", default=None, help="any model config with a `sampling:` section, e.g. configs/tiny/svd_tiny.yaml")
-    parser.add_argument("--ckpt", default=None, help="weights file (default: the config's sampling.checkpoint, "
+    parser.add_argument("--ckpt", default=None, help="weights file or diffusers folder (default: the config's sampling.checkpoint, "
                                                      "e.g. checkpoints/svd_xt.safetensors)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--dtype", choices=("fp16", "bf16", "fp32"), default=None,
                         help="weights/activation precision (default: fp16 on cuda, fp32 on cpu)")
     parser.add_argument("--offload", action="store_true", help="keep each part on the GPU only while it runs (less memory, slower)")
+    parser.add_argument("--download", action="store_true", help="fetch a missing official checkpoint from the Hugging Face Hub "
+                                                              "(never otherwise; see docs/download.md)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
                                                            "0.0.0.0 exposes the demo to your network)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
@@ -75,7 +79,7 @@ def validate(settings: DemoSettings) -> List[str]:
         problems.append(f"--config {settings.config}: no such file")
     # An explicit weights path that does not exist is a typo: say so now. The official default
     # location may legitimately be empty at start; the page then says which file to put there.
-    if settings.ckpt is not None and not os.path.isfile(settings.ckpt):
+    if settings.ckpt is not None and not os.path.exists(settings.ckpt):  # a file or a diffusers folder
         problems.append(f"--ckpt {settings.ckpt}: no such file (leave --ckpt out to use the default location "
                         f"and let the page say which file to put there)")
     if not 1 <= settings.port <= 65535:
@@ -104,7 +108,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> DemoSettings:
     args = parser.parse_args(argv)
     version = args.version if args.version is not None else (None if args.config else DEFAULT_VERSION)
     settings = DemoSettings(version=version, config=args.config, ckpt=args.ckpt, device=args.device, dtype=args.dtype,
-                            offload=args.offload, host=args.host, port=args.port, share=args.share,
+                            offload=args.offload, download=args.download, host=args.host, port=args.port, share=args.share,
                             max_upload_mb=args.max_upload_mb, output_folder=args.output_folder,
                             concurrency=args.concurrency, max_queue=args.max_queue)
     problems = validate(settings)

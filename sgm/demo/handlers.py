@@ -84,8 +84,8 @@ class DemoHandlers:
             choice = self.choices[int(key)]
         except (TypeError, ValueError, IndexError):
             return f"**Unknown model choice** {key!r}; pick one from the menu.", self.defaults()
-        if self.slot.pipe is not None:
-            # A missing file is found before the loaded model is given up for it.
+        if self.slot.pipe is not None and not self.slot.load_kwargs.get("download"):
+            # A missing file is found before the loaded model is given up for it (unless it may be downloaded).
             from ..inference import MissingCheckpointError
 
             try:

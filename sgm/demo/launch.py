@@ -22,7 +22,8 @@ def prepare(settings: DemoSettings) -> DemoHandlers:
     from ..inference import MissingCheckpointError, VideoPipeline
 
     launch = ModelChoice(version=settings.version, config=settings.config, ckpt=settings.ckpt)
-    slot = ModelSlot(VideoPipeline.load, device=settings.device, dtype=settings.dtype, offload=settings.offload)
+    slot = ModelSlot(VideoPipeline.load, device=settings.device, dtype=settings.dtype, offload=settings.offload,
+                     download=settings.download)
     try:
         slot.load(launch)
     except MissingCheckpointError as e:

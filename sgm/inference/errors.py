@@ -20,10 +20,10 @@ class MissingCheckpointError(InferenceError, FileNotFoundError):
         if official_name:
             hint = f"put the official file {official_name}"
             hint += f" (from {source})" if source else ""
-            hint += f" at {path}, or pass --ckpt / ckpt= with its location"
+            hint += f" at {path}, pass --ckpt / ckpt= with its location, or add --download / download=True to fetch it"
         else:
             hint = "pass --ckpt / ckpt= with the weights that belong to this config"
-        super().__init__(f"checkpoint not found: {path}; {hint}. Weights are never downloaded by this code.")
+        super().__init__(f"checkpoint not found: {path}; {hint}. Weights are downloaded only when asked.")
 
 
 class ImageReadError(InferenceError):

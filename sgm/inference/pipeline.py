@@ -14,10 +14,11 @@ from .. import __version__
 from ..models.loading import build_model, load_config
 from ..modules.autoencoding.temporal_ae import VideoDecoder
 from ..modules.diffusionmodules.guiders import LinearPredictionGuider, VanillaCFG
-from .checkpoints import config_checkpoint, resolve_checkpoint, version_config
+from .checkpoints import config_checkpoint, version_config
 from .chaining import CHAIN_RELEASE_SIGMA, chain_record, default_overlap, plan_chain, sample_chain
 from .conditioning import video_batch, video_conditioning
 from .decoding import Progress, decode_chunked, effective_overlap
+from .download import find_or_download
 from .errors import OutOfMemoryError
 from .images import ImageLike, cover_and_crop, load_image, warn_if_off_trained_size
 from .memory import release_unused_weights, set_ff_chunk_size
@@ -104,7 +105,8 @@ class VideoPipeline:
     def load(cls, version: Optional[str] = "svd_xt", config: Union[None, str, os.PathLike, dict, DictConfig] = None,
              ckpt: Optional[str] = None, device: Union[None, str, torch.device] = None,
              dtype: Union[None, str, torch.dtype] = None, offload: bool = False, ff_chunk_size: Optional[int] = None,
-             release_unused: bool = True, random_weights: bool = False) -> "VideoPipeline":
+             release_unused: bool = True, random_weights: bool = False, download: bool = False,
+             download_dir: Optional[str] = None) -> "VideoPipeline":
         """Build the model of `version` (one of sgm.inference.checkpoints.VERSIONS) or of `config`
         (which wins) and load `ckpt` (default: the config's `sampling.checkpoint`).
 
@@ -113,7 +115,9 @@ class VideoPipeline:
         over at most this many tokens at a time (same output, less memory). release_unused: drop
         weights sampling never reads (first-stage encoder, CLIP text leftovers, the conditioning
         autoencoder's decoder). random_weights: build with random weights and look for no
-        checkpoint (tests, benchmarks, demos without weights).
+        checkpoint (tests, benchmarks, demos without weights). ckpt may also be a diffusers folder.
+        download: fetch the official file from the Hugging Face Hub when it is not found locally
+        (sgm.inference.download; never otherwise), into `download_dir` (default: the HF cache).
         Raises MissingCheckpointError naming the path looked for and the official file to put there.
         """
         if config is None:
@@ -130,7 +134,7 @@ class VideoPipeline:
             raise ValueError(f"ff_chunk_size must be >= 1 or None, got {ff_chunk_size}")
         ckpt_path = None
         if not random_weights:
-            ckpt_path = resolve_checkpoint(ckpt, config_checkpoint(cfg), version)
+            ckpt_path = find_or_download(ckpt, config_checkpoint(cfg), version, download, download_dir)
         storage = torch.device("cpu") if offload else device
         t0 = time.perf_counter()
         model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
