@@ -146,7 +146,7 @@ def test_cuda_out_of_memory_becomes_an_actionable_error(pipe, images, monkeypatc
     def boom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(pipe, "_sample_latents", boom)
+    monkeypatch.setattr(pipe.model, "sample_video", boom)
     with pytest.raises(OutOfMemoryError, match="while sampling.*offload") as info:
         pipe.generate(images[0])
     assert "decoding_t" in str(info.value) and "fp16" in str(info.value)

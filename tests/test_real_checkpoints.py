@@ -1,7 +1,6 @@
 """Official checkpoints (marked `checkpoint`): skipped unless the file is under checkpoints/."""
 import pytest
 import torch
-from einops import repeat
 
 from sgm.models.loading import build_model, load_config
 from tests.helpers import REPO
@@ -22,18 +21,12 @@ def test_official_checkpoint_loads_and_samples_two_steps(version):
     device, dtype = ("cuda", torch.float16) if cuda else ("cpu", torch.float32)
     model = build_model(config_path, ckpt_path=str(ckpt), device=device, dtype=dtype)
     T, H, W = (4, 256, 256) if cuda else (2, 128, 128)
-    model.sampler.guider.num_frames = T
     g = torch.Generator(device="cpu").manual_seed(0)
     image = (torch.rand(1, 3, H, W, generator=g) * 2 - 1).to(device, dtype)
     batch = {"cond_frames_without_noise": image, "cond_frames": image + 0.02 * torch.randn(image.shape, generator=g).to(device, dtype),
              "fps_id": torch.full((T,), 6, device=device), "motion_bucket_id": torch.full((T,), 127, device=device),
              "cond_aug": torch.full((T,), 0.02, device=device), "num_video_frames": T}
-    c, uc = model.conditioner.get_unconditional_conditioning(
-        batch, batch_uc=batch, force_uc_zero_embeddings=["cond_frames", "cond_frames_without_noise"])
-    for k in ("crossattn", "concat"):
-        c[k], uc[k] = (repeat(d[k], "b ... -> (b t) ...", t=T) for d in (c, uc))
-    kw = dict(image_only_indicator=torch.zeros(2, T, device=device), num_video_frames=T)
     randn = torch.randn(T, 4, H // 8, W // 8, generator=g).to(device, dtype)
-    z = model.sampler(lambda x, s, cc: model.denoiser(model.model, x, s, cc, **kw), randn, cond=c, uc=uc, num_steps=2)
+    z = model.sample_video(batch, T, randn, num_steps=2, uc_keys=["cond_frames", "cond_frames_without_noise"])
     frames = model.decode_first_stage(z)
     assert frames.shape == (T, 3, H, W) and torch.isfinite(frames).all()

@@ -2,7 +2,9 @@
 from typing import Dict, Tuple
 
 import torch
-from einops import repeat
+
+from ..models.video_sampling import guidance_conditioning
+from ..modules.diffusionmodules.video_frames import expand_cond_per_frame
 
 # Embeddings of the conditioning frame are zeroed in the unconditional branch of guidance.
 UC_ZERO_KEYS = ["cond_frames", "cond_frames_without_noise"]
@@ -29,11 +31,7 @@ def video_batch(image: torch.Tensor, cond_noise: torch.Tensor, num_frames: int, 
 
 
 def video_conditioning(conditioner, batch: Dict, num_frames: int) -> Tuple[Dict, Dict]:
-    """(c, uc) for guided sampling of one video: `vector` (T, D); `crossattn` (1, n, D) and `concat`
-    (1, C, h, w) repeated to one entry per frame, (T, ...)."""
-    c, uc = conditioner.get_unconditional_conditioning(batch, force_uc_zero_embeddings=UC_ZERO_KEYS)
-    for cond in (c, uc):
-        for key in ("crossattn", "concat"):
-            if key in cond:
-                cond[key] = repeat(cond[key], "b ... -> (b t) ...", t=num_frames)
-    return c, uc
+    """(c, uc) for guided sampling of one video, one row per frame: `vector` (T, D), `crossattn`
+    (T, n, D), `concat` (T, C, h, w). (`DiffusionEngine.sample_video` does this itself.)"""
+    c, uc = guidance_conditioning(conditioner, batch, UC_ZERO_KEYS)
+    return expand_cond_per_frame(c, 1, num_frames), expand_cond_per_frame(uc, 1, num_frames)

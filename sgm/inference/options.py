@@ -26,7 +26,9 @@ class SamplingOptions:
     decoding_t: frames decoded per VAE call (lower: less memory). decoding_overlap: frames of
     temporal context each decoding chunk adds on each side of the frames it keeps (see
     `sgm.inference.decoding`). height, width: output size in pixels (multiples of 64).
-    min_cfg, max_cfg: guidance scale on the first and last frame. sampler: a name from
+    min_cfg, max_cfg: the low and high end of the guider's per-frame guidance scale: on the first
+    and last frame for the linear guider (SVD's), at both ends and in the middle for the triangle
+    and trapezoid guiders; a VanillaCFG model uses max_cfg as its one scale. sampler: a name from
     `sgm.inference.samplers.SAMPLER_NAMES`. crop_offset: (x, y) in [0, 1] placing the crop after
     resizing the image to cover the target: 0 left/top, 0.5 centre, 1 right/bottom.
     total_frames: frames of the whole video; above num_frames the video is made of chained clips

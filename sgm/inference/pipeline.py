@@ -13,10 +13,9 @@ from PIL import Image
 from .. import __version__
 from ..models.loading import build_model, load_config
 from ..modules.autoencoding.temporal_ae import VideoDecoder
-from ..modules.diffusionmodules.guiders import LinearPredictionGuider, VanillaCFG
 from .checkpoints import config_checkpoint, version_config
 from .chaining import CHAIN_RELEASE_SIGMA, chain_record, default_overlap, plan_chain, sample_chain
-from .conditioning import video_batch, video_conditioning
+from .conditioning import UC_ZERO_KEYS, video_batch
 from .decoding import Progress, decode_chunked, effective_overlap
 from .download import find_or_download
 from .errors import OutOfMemoryError
@@ -25,7 +24,6 @@ from .memory import release_unused_weights, set_ff_chunk_size
 from .offload import Offloader
 from .options import SamplingOptions, defaults_from_config
 from .result import VideoResult
-from .samplers import build_sampler
 from .seeds import derive_seed, image_fingerprint, make_generator
 
 logger = logging.getLogger(__name__)
@@ -156,18 +154,6 @@ class VideoPipeline:
         opts = (opts or SamplingOptions()).filled(self.defaults)
         return cover_and_crop(load_image(image), opts.width, opts.height, opts.crop_offset)
 
-    def _sampler(self, opts: SamplingOptions):
-        sampler_cfg = self.config.model.params.get("sampler_config")
-        if sampler_cfg is None:
-            raise ValueError("the model config has no sampler_config")
-        sampler = build_sampler(sampler_cfg, opts.sampler)
-        guider = sampler.guider
-        if isinstance(guider, LinearPredictionGuider):
-            guider.num_frames, guider.min_scale, guider.max_scale = opts.num_frames, opts.min_cfg, opts.max_cfg
-        elif isinstance(guider, VanillaCFG):
-            guider.scale = opts.max_cfg
-        return sampler
-
     # ---------------------------------------------------------------------------------- generation
     def generate(self, image: ImageLike, opts: Optional[SamplingOptions] = None, progress: Progress = None,
                  video_index: int = 0) -> VideoResult:
@@ -253,33 +239,22 @@ class VideoPipeline:
 
     def _sample_latents(self, frame: Image.Image, opts: SamplingOptions, seed: int, progress: Progress,
                         wrap_denoiser=None) -> torch.Tensor:
-        model, T = self.model, opts.num_frames
+        """Latents (T, C, h, w) of one clip conditioned on `frame`, sampled with `seed`."""
         generator = make_generator(seed)
         image = torch.from_numpy(np.array(frame)).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, H, W)
         cond_noise = torch.randn(image.shape, generator=generator)
-        f = 2 ** (model.first_stage_model.decoder.num_resolutions - 1)
-        channels = model.model.diffusion_model.out_channels
-        noise = torch.randn((T, channels, opts.height // f, opts.width // f), generator=generator)  # (T, C, h, w)
-        batch = video_batch(image.to(self.device), cond_noise.to(self.device), T, opts.fps_id, opts.motion_bucket_id,
-                            opts.cond_aug)
-        with self.offloader.on_device(model.conditioner, "conditioner"):
-            c, uc = video_conditioning(model.conditioner, batch, T)
-        sampler = self._sampler(opts)
+        noise = torch.randn((opts.num_frames, *self.model.latent_shape(opts.height, opts.width)), generator=generator)  # (T, C, h, w)
+        batch = video_batch(image.to(self.device), cond_noise.to(self.device), opts.num_frames, opts.fps_id,
+                            opts.motion_bucket_id, opts.cond_aug)
 
-        def denoiser(x, sigma, cond):
-            indicator = torch.zeros(x.shape[0] // T, T, device=x.device)  # (B, T): no frame is a still image
-            return model.denoiser(model.model, x, sigma, cond, num_video_frames=T, image_only_indicator=indicator)
-
-        if wrap_denoiser is not None:
-            denoiser = wrap_denoiser(denoiser)
-
-        def callback(info):
+        def callback(step):
             if progress is not None:
-                progress(info["i"] + 1, info["num_steps"], "sampling")
+                progress(step.i + 1, step.num_steps, "sampling")
 
-        with self.offloader.on_device(model.model, "network"):
-            return sampler(denoiser, noise.to(self.device), c, uc=uc, num_steps=opts.num_steps, callback=callback,
-                           generator=generator)
+        return self.model.sample_video(batch, opts.num_frames, noise, sampler=opts.sampler, num_steps=opts.num_steps,
+                                       min_cfg=opts.min_cfg, max_cfg=opts.max_cfg, uc_keys=UC_ZERO_KEYS,
+                                       generator=generator, callback=callback, wrap_denoiser=wrap_denoiser,
+                                       on_device=self.offloader.on_device)
 
     def _overlap(self, opts: SamplingOptions, num_frames: int) -> int:
         if not isinstance(getattr(self.model.first_stage_model, "decoder", None), VideoDecoder):
@@ -288,15 +263,14 @@ class VideoPipeline:
 
     def _decode(self, z: torch.Tensor, opts: SamplingOptions, progress: Progress) -> np.ndarray:
         model = self.model
-        model.en_and_decode_n_samples_a_time = None  # each window is one clip for the decoder
+
+        def decode(window: torch.Tensor) -> torch.Tensor:  # one clip for the decoder; a chained video's latents wait on the CPU
+            return model.decode_first_stage(window.to(self.device), n_samples_a_time=window.shape[0])
 
         def to_uint8(x: torch.Tensor) -> torch.Tensor:  # (t, 3, H, W) in [-1, 1] -> (t, H, W, 3) uint8 on the CPU
             x = ((x.float() + 1.0) / 2.0).clamp(0.0, 1.0)
             return (x * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu()
 
         with self.offloader.on_device(model.first_stage_model, "first_stage"):
-            def decode(window: torch.Tensor) -> torch.Tensor:  # a chained video's latents wait on the CPU
-                return model.decode_first_stage(window.to(self.device))
-
             frames = decode_chunked(decode, z, opts.decoding_t, self._overlap(opts, len(z)), progress, to_uint8)
         return frames.numpy()

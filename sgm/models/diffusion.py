@@ -1,10 +1,11 @@
 """DiffusionEngine: conditioner + denoiser(network) + sampler + first stage, trained with Lightning."""
 import contextlib
+import functools
 import logging
 import math
 import re
 from contextlib import contextmanager
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, Union
 
 import pytorch_lightning as pl
 import torch
@@ -12,11 +13,15 @@ import torch.nn as nn
 
 from ..modules import UNCONDITIONAL_CONFIG
 from ..modules.autoencoding.temporal_ae import VideoDecoder
+from ..modules.diffusionmodules.sampling import StepCallback
+from ..modules.diffusionmodules.video_frames import expand_cond_per_frame, video_model_inputs
 from ..modules.diffusionmodules.wrappers import OPENAIUNETWRAPPER
 from ..modules.ema import LitEma
 from ..util import default, disabled_train, get_obj_from_str, instantiate_from_config
+from .video_sampling import build_sampler, guidance_conditioning
 
 logger = logging.getLogger(__name__)
+OnDevice = Callable[[nn.Module, str], ContextManager]
 
 
 class DiffusionEngine(pl.LightningModule):
@@ -57,6 +62,7 @@ class DiffusionEngine(pl.LightningModule):
         network = instantiate_from_config(network_config)
         self.model = get_obj_from_str(default(network_wrapper, OPENAIUNETWRAPPER))(network, compile_model=compile_model)
         self.denoiser = instantiate_from_config(denoiser_config)
+        self.sampler_config = sampler_config
         self.sampler = instantiate_from_config(sampler_config) if sampler_config is not None else None
         self.conditioner = instantiate_from_config(default(conditioner_config, UNCONDITIONAL_CONFIG))
         self.scheduler_config = scheduler_config
@@ -111,14 +117,15 @@ class DiffusionEngine(pl.LightningModule):
 
     # ------------------------------------------------------------------------------ first stage
     @torch.no_grad()
-    def decode_first_stage(self, z: torch.Tensor) -> torch.Tensor:
+    def decode_first_stage(self, z: torch.Tensor, n_samples_a_time: Optional[int] = None) -> torch.Tensor:
         """Latents (N, C, h, w), scaled -> images (N, 3, 8h, 8w) in about [-1, 1].
 
-        The video decoder sees `en_and_decode_n_samples_a_time` frames at a time as one clip (all
-        frames by default). For decoding long clips in overlapping chunks see `sgm.inference.decoding`.
+        The video decoder sees `n_samples_a_time` frames at a time as one clip (default
+        `en_and_decode_n_samples_a_time`, else all). For decoding long clips in overlapping chunks
+        see `sgm.inference.decoding`.
         """
         z = (z / self.scale_factor).to(self._first_stage_dtype())
-        n = default(self.en_and_decode_n_samples_a_time, z.shape[0])
+        n = n_samples_a_time or self.en_and_decode_n_samples_a_time or z.shape[0]
         out = []
         with self._autoencoder_context(z.device):
             for i in range(math.ceil(z.shape[0] / n)):
@@ -274,14 +281,64 @@ class DiffusionEngine(pl.LightningModule):
     @torch.no_grad()
     def sample(self, cond: Dict, uc: Optional[Dict] = None, batch_size: int = 16, shape: Optional[Sequence[int]] = None,
                generator: Optional[torch.Generator] = None, num_steps: Optional[int] = None, **kwargs) -> torch.Tensor:
-        """Latent samples (batch_size, *shape) from the configured sampler (num_steps: its step count,
-        default the sampler's own); kwargs go to the network."""
+        """Latent samples (batch_size, *shape) from `model.sampler` (the sgm surface; num_steps: its
+        step count, default the sampler's own); kwargs go to the network. For videos use `sample_video`."""
         if self.sampler is None:
             raise ValueError("this model has no sampler_config")
         randn = torch.randn(batch_size, *shape, generator=generator,
                             device=generator.device if generator is not None else self.device).to(self.device)
+        denoiser = functools.partial(self.denoiser, self.model, **kwargs)
+        return self.sampler(denoiser, randn, cond, uc=uc, num_steps=num_steps, generator=generator)
 
-        def denoiser(x, sigma, c):
-            return self.denoiser(self.model, x, sigma, c, **kwargs)
+    def sample_video(self, batch: Dict, num_frames: int, noise: torch.Tensor, *, sampler: Optional[str] = None,
+                     num_steps: Optional[int] = None, min_cfg: Optional[float] = None, max_cfg: Optional[float] = None,
+                     uc_keys: Optional[Sequence[str]] = None, generator: Optional[torch.Generator] = None,
+                     callback: Optional[StepCallback] = None, wrap_denoiser: Optional[Callable[[Callable], Callable]] = None,
+                     on_device: Optional[OnDevice] = None) -> torch.Tensor:
+        """Latents (B*T, C, h, w) of B videos of T = num_frames frames, sampled with guidance.
 
-        return self.sampler(denoiser, randn, cond, uc=uc, num_steps=num_steps)
+        batch: the conditioner's inputs for the B videos (per-video entries have B rows; per-frame
+        ones, like SVD's scalar conditions, B*T). noise: the unit starting noise (B*T, C, h, w)
+        (see `latent_shape`). sampler: a name of `sgm.models.video_sampling.SAMPLERS` (default the
+        config's). num_steps: default the config's. min_cfg, max_cfg: the low and high end of the
+        guider's per-frame scale curve (see `guider_config_for_call`; default the config's).
+        uc_keys: input keys zeroed in the unconditional branch (see `guidance_conditioning`).
+        generator: source of the noise drawn while sampling (ancestral / churn). callback: called
+        with a `SamplerStep` after every step; a tensor it returns replaces x. wrap_denoiser: given
+        this call's denoiser `(x, sigma, cond) -> x0`, returns the one to sample with (e.g. one that
+        puts known frames into the prediction). on_device(module,
+        name): a context manager placing a part of the model for its use (offloading).
+
+        Steps: 1. (c, uc) from the conditioner, dropout off. 2. Repeated to one row per frame.
+        3. A sampler and guider for this call (nothing is changed on `self`). 4. The denoiser with
+        the video inputs (`num_video_frames`, `image_only_indicator`). 5. The sampling loop.
+        """
+        if self.sampler_config is None:
+            raise ValueError("this model has no sampler_config (model.params.sampler_config)")
+        t = num_frames
+        if noise.ndim != 4 or noise.shape[0] % t:
+            raise ValueError(f"noise must be (B*T, C, h, w) with T={t} frames per video, got shape {tuple(noise.shape)}")
+        place = on_device or _in_place
+        with torch.no_grad(), place(self.conditioner, "conditioner"):
+            c, uc = guidance_conditioning(self.conditioner, batch, uc_keys)  # 1.
+        b = noise.shape[0] // t
+        c, uc = expand_cond_per_frame(c, b, t), expand_cond_per_frame(uc, b, t)  # 2. (B*T, ...)
+        run = build_sampler(self.sampler_config, sampler, t, min_cfg, max_cfg)  # 3.
+        noise = noise.to(self.device)
+        with torch.no_grad():
+            copies = run.guider.prepare_inputs(noise, noise.new_ones(noise.shape[0]), c, uc)[0].shape[0] // noise.shape[0]
+        denoiser = functools.partial(self.denoiser, self.model, **video_model_inputs(copies * b, t, noise.device))  # 4.
+        if wrap_denoiser is not None:
+            denoiser = wrap_denoiser(denoiser)
+        with torch.no_grad(), place(self.model, "network"):
+            return run(denoiser, noise, c, uc=uc, num_steps=num_steps, callback=callback, generator=generator)  # 5.
+
+    def latent_shape(self, height: int, width: int) -> Tuple[int, int, int]:
+        """(C, h, w) of the latents of height x width pixel frames."""
+        f = 2 ** (self.first_stage_model.decoder.num_resolutions - 1)
+        return self.model.diffusion_model.out_channels, height // f, width // f
+
+
+@contextmanager
+def _in_place(module: nn.Module, name: str):
+    yield module

@@ -2,13 +2,15 @@
 import contextlib
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from ..modules.diffusionmodules.loss import expand_cond_per_frame
+from ..models.video_sampling import guidance_conditioning
+
+__all__ = ["VideoLogger", "frame_grid", "guidance_conditioning", "sample_like_batch", "to_uint8"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,24 +28,6 @@ def _take(batch: Dict, n: int) -> Dict:
     return out
 
 
-def guidance_conditioning(conditioner, batch: Dict, uc_keys: Optional[Sequence[str]] = None) -> Tuple[Dict, Dict]:
-    """(c, uc) for guided sampling, the unconditional branch being what conditioning dropout taught the
-    model: an embedder trained with `ucg_rate` > 0 gets its `legacy_ucg_value` as input (e.g. the
-    empty caption) when it has one, else a zero embedding. uc_keys: input keys to zero instead
-    (replaces that default)."""
-    batch_uc = dict(batch)
-    if uc_keys is None:
-        uc_keys = []
-        for e in conditioner.embedders:
-            if e.ucg_rate <= 0 or e.input_key is None:
-                continue
-            if e.legacy_ucg_val is not None:
-                batch_uc[e.input_key] = [e.legacy_ucg_val] * len(batch[e.input_key])
-            else:
-                uc_keys.append(e.input_key)
-    return conditioner.get_unconditional_conditioning(batch, batch_uc=batch_uc, force_uc_zero_embeddings=list(uc_keys))
-
-
 @torch.no_grad()
 def sample_like_batch(engine, batch: Dict, num_videos: int = 1, num_steps: Optional[int] = None,
                       uc_keys: Optional[Sequence[str]] = None, seed: int = 0) -> torch.Tensor:
@@ -51,31 +35,15 @@ def sample_like_batch(engine, batch: Dict, num_videos: int = 1, num_steps: Optio
 
     Returns (B, T, 3, H, W) in [-1, 1] for video batches, (B, 1, 3, H, W) for image batches.
     uc_keys: input keys whose embeddings are zeroed in the unconditional branch of guidance
-    (default: see `guidance_conditioning`).
+    (default: see `sgm.models.video_sampling.guidance_conditioning`).
     """
     batch = _take(batch, num_videos)
     x = batch[engine.input_key]
-    video = x.ndim == 5
-    b = x.shape[0]
-    t = x.shape[1] if video else 1
-    c, uc = guidance_conditioning(engine.conditioner, batch, uc_keys)
-    kwargs = {}
-    if video:
-        c, uc = expand_cond_per_frame(c, b, t), expand_cond_per_frame(uc, b, t)
-        kwargs["num_video_frames"] = t
-    first = x[:1, 0] if video else x[:1]
-    latent_shape = engine.encode_first_stage(first).shape[1:]  # (C, h, w)
-    guider = getattr(engine.sampler, "guider", None)
-    old_frames = getattr(guider, "num_frames", None)
-    if old_frames is not None:
-        guider.num_frames = t
-    try:
-        generator = torch.Generator(device=engine.device).manual_seed(seed)
-        z = engine.sample(c, uc=uc, batch_size=b * t, shape=latent_shape, generator=generator, num_steps=num_steps, **kwargs)
-    finally:
-        if old_frames is not None:
-            guider.num_frames = old_frames
-    frames = torch.cat([engine.decode_first_stage(z[i * t:(i + 1) * t]) for i in range(b)])  # (B*T, 3, H, W)
+    b, t = x.shape[0], (x.shape[1] if x.ndim == 5 else 1)
+    generator = torch.Generator(device=engine.device).manual_seed(seed)
+    noise = torch.randn(b * t, *engine.latent_shape(*x.shape[-2:]), generator=generator, device=engine.device)
+    z = engine.sample_video(batch, t, noise, num_steps=num_steps, uc_keys=uc_keys, generator=generator)
+    frames = torch.cat([engine.decode_first_stage(z[i * t:(i + 1) * t], n_samples_a_time=t) for i in range(b)])  # (B*T, 3, H, W)
     return frames.float().clamp(-1, 1).reshape(b, t, *frames.shape[1:])
 
 

@@ -5,39 +5,11 @@ import torch
 import torch.nn as nn
 
 from ...util import append_dims, instantiate_from_config
+from .video_frames import expand_cond_per_frame, frames_per_video, video_model_inputs
+
+__all__ = ["LOSS_TYPES", "StandardDiffusionLoss", "expand_cond_per_frame", "frames_per_video"]
 
 LOSS_TYPES = ("l2", "l1")
-
-
-def frames_per_video(batch: Dict, n_frames_total: int) -> Optional[int]:
-    """T of a video batch (`num_video_frames`, an int or a (B,) tensor of equal values), None for images."""
-    t = batch.get("num_video_frames")
-    if t is None:
-        return None
-    if isinstance(t, torch.Tensor):
-        values = t.flatten().tolist()
-        if len(set(values)) != 1:
-            raise ValueError(f"every video of a batch must have the same number of frames, got num_video_frames={values}")
-        t = values[0]
-    t = int(t)
-    if t < 1 or n_frames_total % t:
-        raise ValueError(f"num_video_frames={t} does not divide the {n_frames_total} frames of the batch")
-    return t
-
-
-def expand_cond_per_frame(cond: Dict[str, torch.Tensor], n_videos: int, t: int) -> Dict[str, torch.Tensor]:
-    """Repeat per-video conditioning (first dim B) for each of the T frames -> (B*T, ...), video-major,
-    as the original sampling does; entries already per frame (B*T) are kept."""
-    out = {}
-    for key, value in cond.items():
-        if value.shape[0] == n_videos * t:
-            out[key] = value
-        elif value.shape[0] == n_videos:
-            out[key] = value.repeat_interleave(t, dim=0)  # (B, ...) -> (B*T, ...)
-        else:
-            raise ValueError(f"conditioning {key!r} has {value.shape[0]} rows; expected {n_videos} (per video) "
-                             f"or {n_videos * t} (per frame); check the embedders' n_copies")
-    return out
 
 
 class StandardDiffusionLoss(nn.Module):
@@ -85,10 +57,7 @@ class StandardDiffusionLoss(nn.Module):
         if t is None:
             return inputs, input.shape[0], 1
         b = input.shape[0] // t
-        inputs["num_video_frames"] = t
-        indicator = batch.get("image_only_indicator")
-        inputs["image_only_indicator"] = (indicator.to(input.device) if indicator is not None
-                                          else torch.zeros(b, t, device=input.device, dtype=input.dtype))  # (B, T)
+        inputs.update(video_model_inputs(b, t, input.device, input.dtype, batch.get("image_only_indicator")))
         return inputs, b, t
 
     def _sigmas(self, b: int, t: int, input: torch.Tensor) -> torch.Tensor:

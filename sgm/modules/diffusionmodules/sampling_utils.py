@@ -1,5 +1,5 @@
 """Small numerical pieces of the samplers (after k-diffusion)."""
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
@@ -42,10 +42,3 @@ def to_neg_log_sigma(sigma: torch.Tensor) -> torch.Tensor:
 
 def to_sigma(neg_log_sigma: torch.Tensor) -> torch.Tensor:
     return neg_log_sigma.neg().exp()
-
-
-def randn_like(x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Standard normal noise shaped like x, from `generator` when given (on the generator's device)."""
-    if generator is None:
-        return torch.randn_like(x)
-    return torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
