@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sgm.modules.diffusionmodules.denoiser import Denoiser, DiscreteDenoiser
-from sgm.modules.diffusionmodules.denoiser_scaling import EDMScaling, EpsScaling, VScaling, VScalingWithEDMcNoise
+from sgm.modules.diffusionmodules.denoiser_scaling import EDMScaling, VScaling, VScalingWithEDMcNoise
 from sgm.modules.diffusionmodules.discretizer import EDMDiscretization, LegacyDDPMDiscretization
 from sgm.modules.diffusionmodules.guiders import (IdentityGuider, LinearPredictionGuider, TrapezoidPredictionGuider,
                                                   TrianglePredictionGuider, VanillaCFG)
