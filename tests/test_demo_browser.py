@@ -1,7 +1,9 @@
 """End-to-end tests of the web demo in headless Chromium: the app runs in a subprocess on the tiny
 model, Playwright drives Debian's /usr/bin/chromium (never a downloaded browser).
 
-The first test writes the README screenshot to docs/images/demo.png (SGM_DEMO_SCREENSHOT overrides).
+The first test takes a screenshot of the page after a generation into its tmp_path; to refresh the
+README's picture, run it with SGM_DEMO_SCREENSHOT=docs/images/demo.png (tests never rewrite tracked
+files on their own).
 """
 import json
 import os
@@ -22,7 +24,8 @@ from tests.helpers import REPO, TINY_CONFIG, build_tiny_model
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 MAX_UPLOAD_MB = 0.05  # 52 KB: the test images are smaller, a 120 KB noise image is not
-SCREENSHOT = Path(os.environ.get("SGM_DEMO_SCREENSHOT", REPO / "docs" / "images" / "demo.png"))
+SCREENSHOT = os.environ.get("SGM_DEMO_SCREENSHOT")  # None: the test's tmp_path
+VIEWPORT = {"width": 1280, "height": 800}
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason=f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
@@ -56,8 +59,9 @@ def landscape(path: Path) -> Path:
 
 
 class App:
-    def __init__(self, url: str, output_folder: Path, log: Path, process: subprocess.Popen):
+    def __init__(self, url: str, output_folder: Path, log: Path, process: subprocess.Popen, private: tuple):
         self.url, self.output_folder, self.log, self.process = url, output_folder, log, process
+        self.private = private  # absolute server paths the page must not show
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +70,13 @@ def app(tmp_path_factory):
     from safetensors.torch import save_file
 
     tmp = tmp_path_factory.mktemp("demo_app")
-    ckpt = tmp / "svd_tiny.safetensors"
+    (tmp / "weights").mkdir()
+    ckpt = tmp / "weights" / "svd_tiny.safetensors"
     save_file({k: v.contiguous() for k, v in build_tiny_model(0).state_dict().items()}, str(ckpt))
     port, out, log = free_port(), tmp / "outputs", tmp / "app.log"
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", GRADIO_TEMP_DIR=str(tmp / "gradio"),
                HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    config = TINY_CONFIG.relative_to(REPO)  # shown in the page (and the README screenshot) as typed
+    config = TINY_CONFIG  # absolute: the page must name it relative to the working folder
     cmd = [sys.executable, str(REPO / "scripts" / "demo" / "app.py"), "--config", str(config), "--ckpt", str(ckpt),
            "--device", "cpu", "--port", str(port), "--output-folder", str(out), "--max-upload-mb", str(MAX_UPLOAD_MB)]
     with open(log, "w") as log_file:
@@ -83,7 +88,7 @@ def app(tmp_path_factory):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the demo did not start (exit status {process.poll()}):\n{log.read_text()}")
             time.sleep(0.5)
-        yield App(url, out, log, process)
+        yield App(url, out, log, process, private=(str(out), str(ckpt.parent), str(REPO)))
     finally:
         process.terminate()
         try:
@@ -103,7 +108,7 @@ def browser():
 
 @pytest.fixture
 def page(browser, app):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.goto(app.url, wait_until="domcontentloaded")
@@ -163,14 +168,27 @@ def test_upload_preview_generate_and_play(app, page, tmp_path):
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
     assert len(frames) == 4 and frames[0].shape == (64, 128, 3)
 
+    # The Generate button and the video are in view together, at the top of the page.
+    page.evaluate("() => window.scrollTo(0, 0)")
+    for selector in ("#generate", "#output-video video", "#message"):
+        box = page.locator(selector).bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORT["height"], (selector, box)
+        assert box["x"] >= 0 and box["x"] + box["width"] <= VIEWPORT["width"], (selector, box)
+
+    # No absolute server path in the page: not in its text and markup, nor in the config it loads.
+    html = page.content()
+    config_json = urllib.request.urlopen(app.url + "config", timeout=30).read().decode()
+    for private in app.private:
+        assert private not in html and private not in config_json, private
+    assert "custom config configs/tiny/svd_tiny.yaml: svd_tiny.safetensors" in page.inner_text("#model-status")
+
     # Settings saved beside the output, recording the crop offset moved above.
     sidecars = sorted(app.output_folder.glob("*_seed23*.json"))
     assert sidecars, list(app.output_folder.iterdir())
     settings = json.loads(sidecars[-1].read_text())
     assert (settings["num_frames"], settings["base_seed"], settings["crop_offset"]) == (4, 23, [0.5, 0.0])
 
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=SCREENSHOT or str(tmp_path / "demo.png"), full_page=True)
 
 
 def test_non_image_upload_shows_an_error_and_the_app_keeps_serving(app, page, tmp_path):
@@ -212,10 +230,10 @@ def test_two_users_generations_run_one_after_the_other(app, tmp_path):
     from gradio_client import Client, handle_file
 
     image = handle_file(str(landscape(tmp_path / "queued.png")))
-    # upload, extra formats, crop x/y, width, height, frames, steps, fps_id, motion, cond_aug,
-    # min/max cfg, decoding_t, seed
-    jobs = [Client(app.url, verbose=False).submit(image, [], 0.5, 0.5, 64, 64, 2, 1, 6, 127, 0.02, 1.0, 2.5, 2, seed,
-                                                  api_name="/generate") for seed in (101, 102)]
+    # By keyword; the settings not given take the page's defaults.
+    jobs = [Client(app.url, verbose=False).submit(image=image, formats=[], width=64, height=64, num_frames=2,
+                                                  num_steps=1, decoding_t=2, seed=seed, api_name="/generate")
+            for seed in (101, 102)]
     wait(jobs, timeout=120)
     for job in jobs:
         mp4, files, message = job.result()
@@ -225,3 +243,14 @@ def test_two_users_generations_run_one_after_the_other(app, tmp_path):
     first = events[0][1]
     second = "102" if first == "101" else "101"
     assert events == [("started", first), ("finished", first), ("started", second), ("finished", second)], events
+
+
+def test_api_lists_the_sampling_inputs_by_name(app):
+    from gradio_client import Client
+
+    api = Client(app.url, verbose=False).view_api(print_info=False, return_format="dict")
+    names = [p["parameter_name"] for p in api["named_endpoints"]["/generate"]["parameters"]]
+    assert names == ["image", "formats", "crop_x", "crop_y", "width", "height", "num_frames", "num_steps", "fps_id",
+                     "motion_bucket_id", "cond_aug", "min_cfg", "max_cfg", "decoding_t", "seed"]
+    assert [p["parameter_name"] for p in api["named_endpoints"]["/preview"]["parameters"]] == [
+        "image", "width", "height", "crop_x", "crop_y"]

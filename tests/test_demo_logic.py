@@ -11,14 +11,14 @@ from PIL import Image
 from sgm.demo.cli import DemoSettings, parse_args, validate
 from sgm.demo.form import MAX_SEED, FormValues, random_seed
 from sgm.demo.handlers import DemoHandlers
-from sgm.demo.messages import error_message
+from sgm.demo.messages import Kind, Message, error_message
 from sgm.demo.models import ModelChoice, ModelSlot, available_versions, model_choices
 from sgm.demo.outputs import downloads, output_stem
 from sgm.demo.preview import crop_box, draw_crop_preview
 from sgm.demo.uploads import UploadError, read_upload
 from sgm.inference import MissingCheckpointError, OutOfMemoryError, VideoPipeline
 from sgm.inference.images import cover_and_crop
-from tests.helpers import TINY_CONFIG, build_tiny_model, tiny_config
+from tests.helpers import REPO, TINY_CONFIG, build_tiny_model, tiny_config
 
 
 def form(**overrides) -> FormValues:
@@ -48,6 +48,18 @@ def test_config_and_ckpt_replace_version(tmp_path):
     assert (s.version, s.config, s.ckpt, s.port, s.max_upload_mb) == (None, str(TINY_CONFIG), str(ckpt), 7999, 5.0)
 
 
+def test_random_weights_load_the_launch_model_without_a_checkpoint(tmp_path):
+    from sgm.demo.launch import prepare
+
+    settings = parse_args(["--config", str(TINY_CONFIG), "--random-weights", "--device", "cpu",
+                           "--output-folder", str(tmp_path)])
+    assert settings.random_weights
+    handlers = prepare(settings)
+    assert handlers.slot.pipe is not None and handlers.slot.pipe.info["ckpt"] is None
+    assert handlers.slot.status().text == "custom config configs/tiny/svd_tiny.yaml: random weights"
+    assert all(not c.random_weights for c in handlers.choices[1:])  # the official models still need their files
+
+
 @pytest.mark.parametrize("argv, fragment", [
     (["--version", "svd", "--config", "x.yaml"], "not allowed with"),
     (["--version", "nope"], "invalid choice"),
@@ -57,6 +69,7 @@ def test_config_and_ckpt_replace_version(tmp_path):
     (["--max-upload-mb", "0"], "--max-upload-mb must be > 0"),
     (["--concurrency", "0"], "--concurrency must be >= 1"),
     (["--device", "gpu7"], "is not a torch device"),
+    (["--config", str(TINY_CONFIG), "--random-weights", "--ckpt", str(TINY_CONFIG)], "exclude each other"),
 ])
 def test_bad_arguments_exit_with_the_reason(argv, fragment, capsys):
     with pytest.raises(SystemExit) as e:
@@ -170,12 +183,42 @@ def test_downloads_order_and_skip_missing(tmp_path):
 
 def test_error_messages_say_what_to_do():
     assert "put the official file svd_xt.safetensors" in error_message(
-        MissingCheckpointError("checkpoints/svd_xt.safetensors", "svd_xt.safetensors"))
+        MissingCheckpointError("checkpoints/svd_xt.safetensors", "svd_xt.safetensors")).text
     oom = error_message(OutOfMemoryError("sampling"))
-    assert oom.startswith("**Out of memory:**") and "offload" in oom and "decoding_t" in oom
-    assert error_message(UploadError("x")).startswith("**Bad upload:**")
-    assert error_message(ValueError("seed must be")).startswith("**Invalid setting:**")
-    assert error_message(KeyError("boom")).startswith("**Unexpected error** (KeyError")
+    assert oom.kind == Kind.OUT_OF_MEMORY and "offload" in oom.text and "decoding_t" in oom.text
+    assert oom.markdown().startswith("**Out of memory:**") and oom.is_error
+    assert error_message(UploadError("x")).kind == Kind.BAD_UPLOAD
+    assert error_message(ValueError("seed must be")).kind == Kind.INVALID_SETTING
+    unexpected = error_message(KeyError("boom"))
+    assert unexpected.kind == Kind.UNEXPECTED and unexpected.text.startswith("KeyError: 'boom'")
+
+
+def test_messages_are_typed_and_rendered_from_their_kind():
+    done = Message(Kind.DONE, "4 frames", ("sampling at 64x64",))
+    assert not done.is_error and done.markdown() == "**Done:** 4 frames\n\nNote: sampling at 64x64"
+    failed = Message(Kind.GENERATION_FAILED, "the image is 1x1").with_text("No video was made.")
+    assert failed.is_error and failed.plain() == "Generation failed: the image is 1x1 No video was made."
+    # A message whose text happens to start like an error title is still what its kind says.
+    assert not Message(Kind.DONE, "**Bad upload:** in the file name").is_error
+
+
+def test_no_server_path_reaches_a_message(tmp_path, monkeypatch):
+    from sgm.demo.paths import public_path
+    from sgm.inference.checkpoints import REPO_ROOT
+
+    monkeypatch.chdir(tmp_path)
+    outside = "/srv/private/models/svd_xt.safetensors"
+    missing = error_message(MissingCheckpointError(outside, "svd_xt.safetensors", "https://huggingface.co/x/y"))
+    assert "/srv" not in missing.text and "at svd_xt.safetensors" in missing.text
+    assert "https://huggingface.co/x/y" in missing.text  # URLs are not paths
+    repo_file = str(REPO_ROOT / "checkpoints" / "svd_xt.safetensors")
+    assert "at checkpoints/svd_xt.safetensors, then press Load model" in error_message(
+        MissingCheckpointError(repo_file, "svd_xt.safetensors")).text
+    assert public_path(tmp_path / "outputs" / "a.mp4") == "outputs/a.mp4"  # inside the working folder
+    unexpected = error_message(OSError(f"cannot open {tmp_path}/secret/x.png: denied"))
+    assert str(tmp_path) not in unexpected.text and "secret/x.png" in unexpected.text
+    choice = ModelChoice(config=str(TINY_CONFIG), ckpt="/srv/private/w.safetensors")
+    assert choice.label == "custom config configs/tiny/svd_tiny.yaml: w.safetensors (missing)"
 
 
 # -- models ---------------------------------------------------------------------------------------
@@ -219,17 +262,17 @@ def test_missing_checkpoint_starts_the_app_and_says_which_file(tmp_path):
     handlers = prepare(settings)
     assert handlers.slot.pipe is None
     status = handlers.slot.status()
-    assert status.startswith("**No model loaded.**") and "absent.safetensors" in status
+    assert status.kind == Kind.NO_MODEL and "absent.safetensors" in status.text and str(tmp_path) not in status.text
     # Defaults come from the config, so the page can be filled without the model.
     assert (handlers.defaults().width, handlers.defaults().num_frames) == (128, 4)
     image = tmp_path / "in.png"
     gradient(200, 100).save(image)
     mp4, files, message = handlers.generate(str(image), form())
     assert (mp4, files) == (None, None)
-    assert message.startswith("**Missing checkpoint:**") and "absent.safetensors" in message
-    assert message.endswith("No video was made.")
+    assert message.kind == Kind.MISSING_CHECKPOINT and "absent.safetensors" in message.text
+    assert message.text.endswith("No video was made.") and str(tmp_path) not in message.text
     _, first, text = handlers.preview(str(image), 128, 64, 0.5, 0.5)
-    assert text == "" and first.size == (128, 64)
+    assert text is None and first.size == (128, 64)
 
 
 def test_slot_keeps_one_model_and_reports_failures():
@@ -245,11 +288,11 @@ def test_slot_keeps_one_model_and_reports_failures():
     a, b = ModelChoice(version="svd"), ModelChoice(version="svd", ckpt="missing")
     first = slot.load(a)
     assert slot.load(a) is first and len(loaded) == 1  # already loaded: kept
-    assert slot.status().startswith("**Loaded model:** svd")
+    assert slot.status().kind == Kind.LOADED and slot.status().text.startswith("svd")
     with pytest.raises(MissingCheckpointError):
         slot.load(b)
-    assert slot.pipe is None and "svd.safetensors" in slot.status()
-    assert loaded == [("svd", {"device": "cpu"})]
+    assert slot.pipe is None and "svd.safetensors" in slot.status().text
+    assert loaded == [("svd", {"random_weights": False, "device": "cpu"})]
 
 
 # -- handlers on the tiny model -------------------------------------------------------------------
@@ -268,7 +311,9 @@ def test_generate_writes_video_settings_and_reports_progress(tiny_handlers, tmp_
     gradient(300, 200).save(image)
     calls = []
     mp4, files, message = tiny_handlers.generate(str(image), form(), ["gif"], progress=lambda *a: calls.append(a))
-    assert message.startswith("**Done:** 4 frames at 7 fps, seed 7"), message
+    assert message.kind == Kind.DONE and message.text.startswith("4 frames at 7 fps, seed 7"), message
+    # Named relative to the output folder, not by the server path.
+    assert f"as {Path(mp4).stem}.* in the output folder" in message.text and "/" not in message.text
     assert [f.rsplit(".", 1)[1] for f in files] == ["mp4", "gif", "json"]
     import av
 
@@ -286,17 +331,30 @@ def test_generate_writes_video_settings_and_reports_progress(tiny_handlers, tmp_
 def test_generate_errors_become_messages(tiny_handlers, tmp_path):
     fake = tmp_path / "fake.png"
     fake.write_text("not an image")
-    assert tiny_handlers.generate(str(fake), form())[2].startswith("**Bad upload:**")
+    assert tiny_handlers.generate(str(fake), form())[2].kind == Kind.BAD_UPLOAD
     good = tmp_path / "in.png"
     gradient(64, 64).save(good)
-    assert tiny_handlers.generate(str(good), form(seed=-3))[2].startswith("**Invalid setting:** seed")
+    invalid = tiny_handlers.generate(str(good), form(seed=-3))[2]
+    assert invalid.kind == Kind.INVALID_SETTING and invalid.text.startswith("seed")
 
 
 def test_pipeline_warnings_are_shown_as_notes(tiny_handlers, tmp_path):
     image = tmp_path / "in.png"
     gradient(64, 64).save(image)
     message = tiny_handlers.generate(str(image), form(width=64, num_frames=2, decoding_t=2, num_steps=1))[2]
-    assert message.startswith("**Done:** 2 frames") and "Note: sampling at 64x64" in message
+    assert message.kind == Kind.DONE and message.text.startswith("2 frames")
+    assert len(message.notes) == 1 and message.notes[0].startswith("sampling at 64x64")
+    assert "Note: sampling at 64x64" in message.markdown()
+
+
+def test_notes_only_about_settings_the_page_offers(tiny_handlers, tmp_path):
+    """4 frames decoded 2 at a time cannot keep the default overlap of 4; the page has no overlap
+    control, so it uses the overlap that fits and says nothing about it."""
+    image = tmp_path / "in.png"
+    gradient(128, 64).save(image)
+    mp4, files, message = tiny_handlers.generate(str(image), form(num_frames=4, decoding_t=2, num_steps=1))
+    assert message.kind == Kind.DONE and message.notes == (), message
+    assert json.loads(Path(files[-1]).read_text())["decoding_overlap"] == 0
 
 
 def test_out_of_memory_is_reported_with_advice(tiny_handlers, tmp_path, monkeypatch):
@@ -307,27 +365,28 @@ def test_out_of_memory_is_reported_with_advice(tiny_handlers, tmp_path, monkeypa
     image = tmp_path / "in.png"
     gradient(64, 64).save(image)
     mp4, _, message = tiny_handlers.generate(str(image), form())
-    assert mp4 is None and message.startswith("**Out of memory:**") and "offload" in message
+    assert mp4 is None and message.kind == Kind.OUT_OF_MEMORY and "offload" in message.text
 
 
 def test_preview_uses_the_pipeline_crop(tiny_handlers, tmp_path):
     image = tmp_path / "in.png"
     gradient(300, 300).save(image)
     _, first, text = tiny_handlers.preview(str(image), 128, 64, 0.5, 1.0)
-    assert text == "" and first.size == (128, 64)
+    assert text is None and first.size == (128, 64)
     expected = tiny_handlers.slot.pipe.prepare_image(str(image), form(crop_y=1.0).to_options())
     assert np.array_equal(np.asarray(first), np.asarray(expected))
-    assert tiny_handlers.preview(str(image), 100, 64, 0.5, 0.5)[2].startswith("**Invalid setting:**")
-    assert tiny_handlers.preview(None, 128, 64, 0.5, 0.5) == (None, None, "")
+    assert tiny_handlers.preview(str(image), 100, 64, 0.5, 0.5)[2].kind == Kind.INVALID_SETTING
+    assert tiny_handlers.preview(None, 128, 64, 0.5, 0.5) == (None, None, None)
 
 
 def test_switching_to_a_missing_model_keeps_the_loaded_one(tiny_handlers, tmp_path):
     absent = ModelChoice(version="svd", ckpt=str(tmp_path / "absent.safetensors"))
     handlers = DemoHandlers(tiny_handlers.slot, [tiny_handlers.slot.choice, absent], str(tmp_path))
     text, opts = handlers.load_model("1")
-    assert text.startswith("**Missing checkpoint:**") and "absent.safetensors" in text and "Still loaded: custom" in text
+    assert text.kind == Kind.MISSING_CHECKPOINT and "absent.safetensors" in text.text
+    assert "Still loaded: custom" in text.text
     assert handlers.slot.pipe is not None and handlers.selected_key() == "0" and opts.width == 128
-    assert handlers.load_model("7")[0].startswith("**Unknown model choice**")
+    assert handlers.load_model("7")[0].kind == Kind.UNKNOWN_CHOICE
 
 
 def test_switching_models_replaces_the_pipeline_and_its_defaults(tmp_path):
@@ -347,9 +406,9 @@ def test_switching_models_replaces_the_pipeline_and_its_defaults(tmp_path):
     b = ModelChoice(version="svd", ckpt=str(weights))
     handlers = DemoHandlers(ModelSlot(loader), [a, b], str(tmp_path))
     text, opts = handlers.load_model("0")
-    assert text.startswith("**Loaded model:** custom config") and opts.num_frames == 1
+    assert text.kind == Kind.LOADED and text.text.startswith("custom config") and opts.num_frames == 1
     text, opts = handlers.load_model("1")
-    assert text.startswith("**Loaded model:** svd:") and (opts.width, opts.num_frames) == (128, 2)
+    assert text.markdown().startswith("**Loaded model:** svd:") and (opts.width, opts.num_frames) == (128, 2)
     assert handlers.selected_key() == "1" and built == [str(weights)] * 2
 
 
@@ -400,4 +459,90 @@ def test_torch_out_of_memory_gets_the_same_advice():
     import torch
 
     message = error_message(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9 GiB\nmore"))
-    assert message.startswith("**Out of memory:** CUDA out of memory. Tried to allocate 9 GiB;") and "offload" in message
+    assert message.kind == Kind.OUT_OF_MEMORY
+    assert message.text.startswith("CUDA out of memory. Tried to allocate 9 GiB;") and "offload" in message.text
+
+
+# -- the README's command on a fresh clone, scripted by keyword -----------------------------------
+def readme_tiny_demo_command() -> list:
+    """The README's tiny-model demo command, exactly as written there (its comment left out)."""
+    import shlex
+
+    lines = [line for line in (REPO / "README.md").read_text().splitlines()
+             if line.startswith("python scripts/demo/app.py") and "svd_tiny" in line]
+    assert len(lines) == 1, lines
+    return shlex.split(lines[0].split("#")[0])
+
+
+def docs_client_example() -> str:
+    """The Python example of docs/demo.md that drives the demo with gradio_client."""
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "docs" / "demo.md").read_text(), re.DOTALL)
+    examples = [b for b in blocks if "gradio_client" in b]
+    assert len(examples) == 1, blocks
+    return examples[0]
+
+
+def fresh_clone(dest: Path) -> Path:
+    """A copy of the files a clone of this checkout has (tracked or not ignored; no checkpoints)."""
+    import shutil
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
+def test_readme_tiny_demo_runs_on_a_fresh_clone_and_docs_example_calls_it_by_keyword(tmp_path):
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("needs a git checkout to know which files a clone has")
+    clone = fresh_clone(tmp_path / "clone")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = readme_tiny_demo_command()
+    assert cmd[:2] == ["python", "scripts/demo/app.py"]
+    cmd = [sys.executable, *cmd[1:], "--port", str(port)]  # the port: tests run side by side
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(GRADIO_ANALYTICS_ENABLED="False", GRADIO_TEMP_DIR=str(tmp_path / "gradio"), HF_HUB_OFFLINE="1",
+               OMP_NUM_THREADS="1")
+    log = tmp_path / "app.log"
+    url = f"http://127.0.0.1:{port}/"
+    with open(log, "w") as log_file:
+        process = subprocess.Popen(cmd, cwd=clone, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the README's demo command did not start (exit {process.poll()}):\n{log.read_text()}")
+                time.sleep(0.5)
+        image = tmp_path / "photo.jpg"
+        gradient(300, 200).save(image)
+        code = docs_client_example().replace("http://127.0.0.1:7860/", url).replace('"photo.jpg"', repr(str(image)))
+        namespace = {}
+        exec(compile(code, "docs/demo.md", "exec"), namespace)  # noqa: S102 - the documented example, run as written
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    message, video = namespace["message"], namespace["video"]
+    assert message.startswith("**Done:** 4 frames at 7 fps, seed 7."), message
+    assert Path(video).suffix == ".mp4" and Path(video).stat().st_size > 0
+    written = sorted(p.name for p in (clone / "outputs" / "demo").iterdir())
+    assert [n for n in written if n.endswith(".mp4")] and [n for n in written if n.endswith(".json")], written

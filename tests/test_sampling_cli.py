@@ -210,13 +210,16 @@ def test_errors_speak_in_flags(tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
         assert main(["--input_path", str(tmp_path / "x.png"), "--version", "svd_xt", "--device", "cpu",
                      "--ckpt", str(tmp_path / "svd_xt.safetensors")]) == 2
-    assert "put the official file svd_xt.safetensors" in caplog.text and "or pass --ckpt with its location" in caplog.text
+    assert "put the official file svd_xt.safetensors" in caplog.text and "pass --ckpt with its location" in caplog.text
+    assert "add --download to fetch it" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.ERROR):
         assert run(tmp_path / "x.png", tmp_path / "out", "--ckpt", "/nowhere/mine.safetensors") == 2
     assert "pass --ckpt with the weights that belong to this --config" in caplog.text
-    for bad in (["--ff_chunk", "0"], ["--num_frames", "0"], ["--decoding_overlap", "-1"]):
+    for bad in (["--ff_chunk", "0"], ["--num_frames", "0"], ["--decoding_overlap", "-1"],
+                ["--chain_overlap", "3", "--total_frames", "9"]):  # the tiny test runs make 3 frames a clip
         with caplog.at_level(logging.ERROR):
             assert run(tmp_path / "x.png", tmp_path / "out", *bad) == 2
         assert f"{bad[0]} must be" in caplog.text
-    assert "ckpt=" not in caplog.text and "ff_chunk_size" not in caplog.text
+    assert "--chain_overlap must be below num_frames=3" in caplog.text
+    assert "ckpt=" not in caplog.text and "ff_chunk_size" not in caplog.text and "download=" not in caplog.text

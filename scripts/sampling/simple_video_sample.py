@@ -138,10 +138,10 @@ def in_flags(error: BaseException) -> str:
                     "to this --config (or --random_weights to try the pipeline without weights)")
         if error.official_name:
             hint = f"put the official file {error.official_name}" + (f" (from {error.source})" if error.source else "")
-            hint += f" at {error.path}, or pass --ckpt with its location"
+            hint += f" at {error.path}, pass --ckpt with its location, or add --download to fetch it"
         else:
             hint = "pass --ckpt with the weights that belong to this --config"
-        return f"checkpoint not found: {error.path}; {hint}. Weights are never downloaded by this code."
+        return f"checkpoint not found: {error.path}; {hint}. Weights are downloaded only when asked."
     if isinstance(error, OutOfMemoryError):
         return (f"out of GPU memory while {error.stage}; lower peak memory with --dtype fp16 (or bf16), --offload, "
                 f"a smaller --decoding_t (e.g. 2), --ff_chunk 1024, fewer --num_frames or a smaller --height/--width")

@@ -16,6 +16,8 @@ class DemoSettings:
 
     version: a configs/inference name (used when `config` is None). config: path of any model config
     with a `sampling:` section. ckpt: weights path (None: the config's `sampling.checkpoint`).
+    random_weights: build the launch model with random weights, reading no checkpoint (to try the
+    page, e.g. on the tiny config; the videos are noise).
     device / dtype / offload / download: passed to `VideoPipeline.load` (download: fetch a missing
     official checkpoint from the Hugging Face Hub, see docs/download.md). host, port: where the server listens
     (127.0.0.1 by default: only this machine can reach it). share: ask Gradio for a public link.
@@ -27,6 +29,7 @@ class DemoSettings:
     version: Optional[str] = DEFAULT_VERSION
     config: Optional[str] = None
     ckpt: Optional[str] = None
+    random_weights: bool = False
     device: Optional[str] = None
     dtype: Optional[str] = None
     offload: bool = False
@@ -54,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--config", default=None, help="any model config with a `sampling:` section, e.g. configs/tiny/svd_tiny.yaml")
     parser.add_argument("--ckpt", default=None, help="weights file or diffusers folder (default: the config's sampling.checkpoint, "
                                                      "e.g. checkpoints/svd_xt.safetensors)")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="no checkpoint: build the model with random weights (to try the page; the videos are "
+                             "noise), e.g. --config configs/tiny/svd_tiny.yaml --random-weights")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--dtype", choices=("fp16", "bf16", "fp32"), default=None,
                         help="weights/activation precision (default: fp16 on cuda, fp32 on cpu)")
@@ -79,7 +85,9 @@ def validate(settings: DemoSettings) -> List[str]:
         problems.append(f"--config {settings.config}: no such file")
     # An explicit weights path that does not exist is a typo: say so now. The official default
     # location may legitimately be empty at start; the page then says which file to put there.
-    if settings.ckpt is not None and not os.path.exists(settings.ckpt):  # a file or a diffusers folder
+    if settings.ckpt is not None and settings.random_weights:
+        problems.append("--ckpt and --random-weights exclude each other: random weights read no checkpoint")
+    elif settings.ckpt is not None and not os.path.exists(settings.ckpt):  # a file or a diffusers folder
         problems.append(f"--ckpt {settings.ckpt}: no such file (leave --ckpt out to use the default location "
                         f"and let the page say which file to put there)")
     if not 1 <= settings.port <= 65535:
@@ -107,8 +115,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> DemoSettings:
     parser = build_parser()
     args = parser.parse_args(argv)
     version = args.version if args.version is not None else (None if args.config else DEFAULT_VERSION)
-    settings = DemoSettings(version=version, config=args.config, ckpt=args.ckpt, device=args.device, dtype=args.dtype,
-                            offload=args.offload, download=args.download, host=args.host, port=args.port, share=args.share,
+    settings = DemoSettings(version=version, config=args.config, ckpt=args.ckpt, random_weights=args.random_weights,
+                            device=args.device, dtype=args.dtype, offload=args.offload, download=args.download,
+                            host=args.host, port=args.port, share=args.share,
                             max_upload_mb=args.max_upload_mb, output_folder=args.output_folder,
                             concurrency=args.concurrency, max_queue=args.max_queue)
     problems = validate(settings)

@@ -1,15 +1,16 @@
 """What the page's events do, without Gradio: each handler takes plain values and returns plain
-values plus a Markdown message, so it can be tested directly and never lets an error escape."""
+values plus a typed `Message`, so it can be tested directly and never lets an error escape."""
 import logging
 import threading
 import warnings
 from collections import OrderedDict
+from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from PIL import Image
 
 from .form import FormValues
-from .messages import error_message
+from .messages import Kind, Message, error_message
 from .models import ModelChoice, ModelSlot
 from .outputs import downloads, write_outputs
 from .preview import draw_crop_preview
@@ -77,13 +78,13 @@ class DemoHandlers:
 
         return defaults_from_config(read_config(choice.config_path, choice.config_path))
 
-    def load_model(self, key: str) -> Tuple[str, object]:
-        """Load the menu entry `key`; returns (status Markdown, the default SamplingOptions of the
+    def load_model(self, key: str) -> Tuple[Message, object]:
+        """Load the menu entry `key`; returns (status message, the default SamplingOptions of the
         model now in the slot, or of `key`'s model when none is loaded)."""
         try:
             choice = self.choices[int(key)]
         except (TypeError, ValueError, IndexError):
-            return f"**Unknown model choice** {key!r}; pick one from the menu.", self.defaults()
+            return Message(Kind.UNKNOWN_CHOICE, f"{key!r}; pick one from the menu."), self.defaults()
         if self.slot.pipe is not None and not self.slot.load_kwargs.get("download"):
             # A missing file is found before the loaded model is given up for it (unless it may be downloaded).
             from ..inference import MissingCheckpointError
@@ -91,7 +92,7 @@ class DemoHandlers:
             try:
                 choice.check_checkpoint()
             except MissingCheckpointError as e:
-                return f"{error_message(e)} Still loaded: {self.slot.choice.label}.", self.defaults()
+                return error_message(e).with_text(f"Still loaded: {self.slot.choice.label}."), self.defaults()
         try:
             self.slot.load(choice)
         except Exception as e:  # noqa: BLE001 - shown in the page; the app keeps serving
@@ -100,9 +101,10 @@ class DemoHandlers:
 
     # -- crop preview -------------------------------------------------------------------------
     def preview(self, path: Optional[str], width: float, height: float, crop_x: float, crop_y: float):
-        """(crop preview, exact model input, message) for the upload at `path`; (None, None, "") without one."""
+        """(crop preview, exact model input, message or None) for the upload at `path`; (None, None,
+        None) without one."""
         if not path:
-            return None, None, ""
+            return None, None, None
         try:
             from ..inference import SamplingOptions
             from ..inference.images import cover_and_crop
@@ -112,13 +114,13 @@ class DemoHandlers:
             opts.validate()  # the pipeline's own rules for size and offset
             framed = draw_crop_preview(image, opts.width, opts.height, opts.crop_offset)
             # `image` is already RGB, so this is exactly `pipe.prepare_image` (tested).
-            return framed, cover_and_crop(image, opts.width, opts.height, opts.crop_offset), ""
+            return framed, cover_and_crop(image, opts.width, opts.height, opts.crop_offset), None
         except Exception as e:  # noqa: BLE001 - shown in the page
             return None, None, error_message(e)
 
     # -- generation ---------------------------------------------------------------------------
     def generate(self, path: Optional[str], values: FormValues, formats: Sequence[str] = (),
-                 progress: Optional[Progress] = None) -> Tuple[Optional[str], Optional[List[str]], str]:
+                 progress: Optional[Progress] = None) -> Tuple[Optional[str], Optional[List[str]], Message]:
         """(mp4 path, download paths, message) for one video; (None, None, error message) on failure."""
         try:
             image = read_upload(path)
@@ -126,6 +128,7 @@ class DemoHandlers:
             pipe = self.slot.pipe
             if pipe is None:
                 pipe = self.slot.load(self.slot.choice or self.choices[0])
+            opts = fit_overlap(opts.filled(pipe.defaults))
             # NOTE: catch_warnings swaps process-wide state; generations are serialised by the queue
             # (concurrency 1 by default), so the notes caught are this generation's.
             logger.info("generation started (seed %d, %d frames)", opts.seed, opts.num_frames)
@@ -136,16 +139,37 @@ class DemoHandlers:
             paths = write_outputs(result, self.output_folder, opts.seed, formats)
         except Exception as e:  # noqa: BLE001 - shown in the page; the app keeps serving
             _release_cached_memory()  # what the failed attempt held, so the next one can fit
-            return None, None, f"{error_message(e)} No video was made."
+            return None, None, error_message(e).with_text("No video was made.")
         files = downloads(paths)
-        frames = len(result.frames)
-        message = (f"**Done:** {frames} frames at {result.fps} fps, seed {opts.seed}. "
-                   f"Saved with its settings as `{paths['mp4'].with_suffix('')}.*`")
-        notes = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning))
+        notes = tuple(dict.fromkeys(str(w.message) for w in caught if is_library_note(w)))
         for note in notes:  # e.g. sampling off the trained size
             logger.warning(note)
-            message += f"\n\nNote: {note}"
-        return str(paths["mp4"]), files, message
+        # Named relative to the output folder: the page never shows a server path.
+        text = (f"{len(result.frames)} frames at {result.fps} fps, seed {opts.seed}. Saved with its settings as "
+                f"{Path(paths['mp4']).stem}.* in the output folder.")
+        return str(paths["mp4"]), files, Message(Kind.DONE, text, notes)
+
+
+def fit_overlap(opts):
+    """`opts` with a decoding overlap that fits its decoding_t. The page offers no overlap control,
+    so the largest overlap up to the model's default that `decoding_t` allows is used without a note
+    (`sgm.inference.decoding.effective_overlap` would lower it with a warning)."""
+    from dataclasses import replace
+
+    from ..inference.decoding import effective_overlap
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        overlap = effective_overlap(opts.num_frames, opts.decoding_t, opts.decoding_overlap)
+    return replace(opts, decoding_overlap=overlap)
+
+
+def is_library_note(record: warnings.WarningMessage) -> bool:
+    """Whether a caught warning is a note of the sampling library about the settings (shown in the
+    page), not some other package's remark (left to the server log)."""
+    import sgm
+
+    return issubclass(record.category, UserWarning) and Path(record.filename).is_relative_to(Path(sgm.__file__).parent)
 
 
 def _release_cached_memory() -> None:

@@ -20,8 +20,18 @@ def prepare(settings: DemoSettings) -> DemoHandlers:
     a bad device) ends the program with the message, because the command line needs fixing.
     """
     from ..inference import MissingCheckpointError, VideoPipeline
+    from ..inference.pipeline import parse_device, parse_dtype
+    from ..inference.precision import slow_precision_warning
 
-    launch = ModelChoice(version=settings.version, config=settings.config, ckpt=settings.ckpt)
+    launch = ModelChoice(version=settings.version, config=settings.config, ckpt=settings.ckpt,
+                         random_weights=settings.random_weights)
+    try:
+        device = parse_device(settings.device)
+        slow = slow_precision_warning(device, parse_dtype(settings.dtype, device))
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    if slow:
+        logger.warning("%s", slow)
     slot = ModelSlot(VideoPipeline.load, device=settings.device, dtype=settings.dtype, offload=settings.offload,
                      download=settings.download)
     try:

@@ -5,6 +5,9 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
+from .messages import Kind, Message, error_message
+from .paths import public_path
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_VERSION = "svd_xt"
@@ -23,11 +26,14 @@ class ModelChoice:
 
     version: a configs/inference name, or None for a custom config. config: the custom config path
     (None for a version). ckpt: weights path (None: the config's `sampling.checkpoint`).
+    random_weights: build the model with random weights and read no checkpoint (to try the page,
+    e.g. with the tiny config; the videos are noise).
     """
 
     version: Optional[str] = None
     config: Optional[str] = None
     ckpt: Optional[str] = None
+    random_weights: bool = False
 
     @property
     def config_path(self) -> str:
@@ -37,8 +43,11 @@ class ModelChoice:
 
     def check_checkpoint(self) -> str:
         """The weights file `VideoPipeline.load` will read; MissingCheckpointError (naming the file
-        to put where) when it is not there."""
+        to put where) when it is not there. "" for random weights (no file is read)."""
         from ..inference.checkpoints import resolve_checkpoint
+
+        if self.random_weights:
+            return ""
 
         return resolve_checkpoint(self.ckpt, self._config_checkpoint(), self.version)
 
@@ -60,15 +69,18 @@ class ModelChoice:
 
     @property
     def label(self) -> str:
-        """What the menu shows, e.g. `svd_xt: checkpoints/svd_xt.safetensors (missing)`."""
-        name = self.version if self.version is not None else f"custom config {self.config}"
+        """What the menu shows, e.g. `svd_xt: checkpoints/svd_xt.safetensors (missing)`; paths in
+        their public form (`sgm.demo.paths`)."""
+        name = self.version if self.version is not None else f"custom config {public_path(self.config)}"
+        if self.random_weights:
+            return f"{name}: random weights"
         try:
             ckpt, found = self.checkpoint_path()
         except (ValueError, FileNotFoundError):  # the config itself cannot be read; loading says why
             return f"{name}: config cannot be read"
         if ckpt is None:
             return f"{name}: no checkpoint configured"
-        return f"{name}: {ckpt}" + ("" if found else " (missing)")
+        return f"{name}: {public_path(ckpt)}" + ("" if found else " (missing)")
 
 
 def model_choices(launch: ModelChoice) -> List[ModelChoice]:
@@ -90,7 +102,7 @@ class ModelSlot:
         self.load_kwargs = load_kwargs
         self.choice: Optional[ModelChoice] = None
         self.pipe = None
-        self.error: Optional[str] = None
+        self.error: Optional[BaseException] = None
         self._lock = threading.Lock()
 
     def load(self, choice: ModelChoice):
@@ -102,9 +114,10 @@ class ModelSlot:
             self._release()
             self.choice = choice
             try:
-                self.pipe = self.loader(version=choice.version, config=choice.config, ckpt=choice.ckpt, **self.load_kwargs)
+                self.pipe = self.loader(version=choice.version, config=choice.config, ckpt=choice.ckpt,
+                                        random_weights=choice.random_weights, **self.load_kwargs)
             except Exception as e:
-                self.error = str(e)
+                self.error = e
                 logger.info("could not load %s: %s", choice.label, e)
                 raise
             self.error = None
@@ -121,10 +134,10 @@ class ModelSlot:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def status(self) -> str:
-        """One Markdown line saying which model is loaded, or why none is."""
+    def status(self) -> Message:
+        """Which model is loaded, or why none is."""
         if self.pipe is not None:
-            return f"**Loaded model:** {self.choice.label}"
-        if self.choice is not None and self.error:
-            return f"**No model loaded.** {self.error}"
-        return "**No model loaded.**"
+            return Message(Kind.LOADED, self.choice.label)
+        if self.choice is not None and self.error is not None:
+            return Message(Kind.NO_MODEL, error_message(self.error).plain())
+        return Message(Kind.NO_MODEL)
