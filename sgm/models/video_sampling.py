@@ -16,10 +16,12 @@ SAMPLERS: Dict[str, str] = {
     "dpmpp_2s_a": _PREFIX + "DPMPP2SAncestralSampler",
     "dpmpp_2m": _PREFIX + "DPMPP2MSampler",
     "lms": _PREFIX + "LinearMultistepSampler",
+    # few-step students of configs/distill/ (no guidance: it was distilled in)
+    "consistency": "sgm.modules.diffusionmodules.consistency.ConsistencySampler",
 }
 SAMPLER_NAMES = tuple(SAMPLERS)
 # Parameters that only one family of samplers accepts; dropped when switching family.
-_FAMILY_PARAMS = ("s_churn", "s_tmin", "s_tmax", "s_noise", "eta", "order")
+_FAMILY_PARAMS = ("s_churn", "s_tmin", "s_tmax", "s_noise", "eta", "order", "num_teacher_steps", "boundary_config")
 
 
 def _plain(config: Mapping) -> Dict:

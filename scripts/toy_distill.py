@@ -1,0 +1,197 @@
+#!/usr/bin/env python
+"""Few-step SVD in miniature: distil the toy SVD into a 4-step consistency student, on CPU, then measure it.
+
+    python scripts/toy_distill.py [--workdir runs/toy] [--steps 300]
+
+1. The teacher is the toy curriculum's stage-3 checkpoint (<workdir>/stage3/checkpoints/last.ckpt); when it
+   is missing, scripts/toy_curriculum.py runs first to make it.
+2. `main.py --base configs/distill/toy_consistency.yaml` trains the student from the teacher's weights on the
+   curriculum's training clips (<workdir>/distill).
+3. On the held-out clips (<workdir>/data/eval_videos, never trained on), each clip's first frame is animated
+   with the same seed, hence the same initial noise, by: the teacher with 25 guided Euler steps (the
+   reference), the teacher with 4 guided steps, and the student with 1, 2 and 4 consistency steps, all
+   through sgm.inference.VideoPipeline. It reports each one's latent MSE and frame PSNR against the
+   25-step teacher in <workdir>/distill_report.json.
+
+Exit status 0 when the 4-step student is at least 2x closer (latent MSE) to the 25-step teacher than the
+4-step teacher is, 1 otherwise. See docs/distillation.md.
+"""
+import argparse
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+TEACHER_CONFIG = "configs/toy/svd_toy.yaml"
+STUDENT_CONFIG = "configs/distill/toy_consistency.yaml"
+TEACHER_STEPS = 25
+STUDENT_STEPS = (1, 2, 4)
+TARGET_RATIO = 2.0
+
+
+class DistillError(RuntimeError):
+    """A step failed; the message says which and why."""
+
+
+def ensure_teacher(workdir: Path, threads: int, log) -> Path:
+    """The toy stage-3 checkpoint, made by the toy curriculum when it is not there yet."""
+    ckpt = workdir / "stage3" / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        log(f"[teacher] {ckpt} not found: running scripts/toy_curriculum.py --workdir {workdir} first")
+        cmd = [sys.executable, str(REPO / "scripts" / "toy_curriculum.py"), "--workdir", str(workdir),
+               "--threads", str(threads)]
+        if subprocess.run(cmd, cwd=REPO).returncode != 0 or not ckpt.is_file():
+            raise DistillError(f"the toy curriculum did not produce {ckpt}")
+    return ckpt
+
+
+def train_student(teacher: Path, workdir: Path, steps: int, lr: float, seed: int, threads: int, log) -> Path:
+    """main.py on the distillation config; returns the student's last checkpoint."""
+    run_dir = workdir / "distill"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    shards = workdir / "data" / "videos"
+    overrides = [f"model.params.ckpt_path={teacher}", f"data.params.train.shards={shards}",
+                 f"model.base_learning_rate={lr}", f"lightning.trainer.max_steps={steps}",
+                 "lightning.trainer.log_every_n_steps=1", "lightning.trainer.enable_progress_bar=false",
+                 f"lightning.modelcheckpoint.params.every_n_train_steps={steps}", "lightning.callbacks.video_logger=null"]
+    cmd = [sys.executable, str(REPO / "main.py"), "--base", str(REPO / STUDENT_CONFIG), *overrides, "--seed", str(seed)]
+    env = {**os.environ, "SGM_RUN_DIR": str(run_dir), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    log_path = workdir / "distill.log"
+    start = time.perf_counter()
+    with open(log_path, "w") as out:
+        code = subprocess.run(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    if code != 0 or not ckpt.is_file():
+        tail = "".join(open(log_path).readlines()[-15:])
+        raise DistillError(f"distillation training exited with {code}; log {log_path}:\n{tail}")
+    log(f"[distill] trained {steps} steps in {time.perf_counter() - start:.0f}s (log {log_path})")
+    return ckpt
+
+
+def held_out_images(workdir: Path, out_dir: Path, count: int) -> List[Path]:
+    """The first frames of the held-out evaluation clips, as PNG files."""
+    import torch
+    from PIL import Image
+
+    from sgm.data.video import VideoDataModule
+
+    shards = workdir / "data" / "eval_videos"
+    if not any(shards.glob("*.tar")):
+        raise DistillError(f"no held-out clips in {shards}: run scripts/toy_curriculum.py --workdir {workdir}")
+    from omegaconf import OmegaConf
+
+    train = OmegaConf.to_container(OmegaConf.load(REPO / TEACHER_CONFIG).data.params.train, resolve=True)
+    train.update(shards=str(shards), shuffle_buffer=0, crop="center", frame_start="start")
+    train.pop("resampled", None)
+    loader = VideoDataModule(train=train, batch_size=1, num_workers=0).train_dataloader()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, batch in enumerate(loader):
+        if i >= count:
+            break
+        frame = ((batch["frames"][0, 0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        paths.append(out_dir / f"heldout_{i:02d}.png")
+        Image.fromarray(frame).save(paths[-1])
+    if not paths:
+        raise DistillError(f"the held-out shards in {shards} gave no clip")
+    return paths
+
+
+def psnr(a, b) -> float:
+    """PSNR in dB of two uint8 arrays."""
+    import numpy as np
+
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def evaluate(teacher_ckpt: Path, student_ckpt: Path, images: List[Path], seed: int, log) -> Dict:
+    """Latent MSE and frame PSNR of each sampler setting against the 25-step teacher, per clip and mean."""
+    import numpy as np
+
+    from sgm.inference import SamplingOptions, VideoPipeline
+
+    teacher = VideoPipeline.load(config=str(REPO / TEACHER_CONFIG), ckpt=str(teacher_ckpt), device="cpu")
+    student = VideoPipeline.load(config=str(REPO / STUDENT_CONFIG), ckpt=str(student_ckpt), device="cpu")
+    runs = {"teacher_4": (teacher, "euler", 4)}
+    runs.update({f"student_{k}": (student, "consistency", k) for k in STUDENT_STEPS})
+    per_clip: Dict[str, List[Dict]] = {name: [] for name in runs}
+    for image in images:
+        opts = SamplingOptions(seed=seed, sampler="euler", num_steps=TEACHER_STEPS)
+        z_ref = teacher.sample_latents(str(image), opts)
+        x_ref = teacher.decode_latents(z_ref, opts)
+        for name, (pipe, sampler, steps) in runs.items():
+            o = SamplingOptions(seed=seed, sampler=sampler, num_steps=steps)
+            z = pipe.sample_latents(str(image), o)
+            x = pipe.decode_latents(z, o)
+            per_clip[name].append({"latent_mse": float(((z - z_ref) ** 2).mean()), "psnr_db": psnr(x, x_ref)})
+        log(f"  {image.name}: " + ", ".join(f"{n} mse {v[-1]['latent_mse']:.4f}" for n, v in per_clip.items()))
+    summary = {name: {"latent_mse": float(np.mean([r["latent_mse"] for r in rows])),
+                      "psnr_db": float(np.mean([r["psnr_db"] for r in rows]))} for name, rows in per_clip.items()}
+    return {"reference": f"teacher, {TEACHER_STEPS} guided Euler steps", "clips": [p.name for p in images],
+            "mean": summary, "per_clip": per_clip}
+
+
+def run(workdir: Path, steps: int, lr: float, seed: int, clips: int, threads: int, log=print) -> Dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    teacher = ensure_teacher(workdir, threads, log)
+    student = train_student(teacher, workdir, steps, lr, seed, threads, log)
+    log(f"[eval] {clips} held-out clips, same initial noise for every sampler")
+    images = held_out_images(workdir, workdir / "distill_eval", clips)
+    report = {"teacher": str(teacher), "student": str(student), "steps": steps, "learning_rate": lr, "seed": seed,
+              **evaluate(teacher, student, images, seed, log)}
+    mean = report["mean"]
+    ratio = mean["teacher_4"]["latent_mse"] / max(mean["student_4"]["latent_mse"], 1e-12)
+    report["ratio_teacher4_over_student4"] = ratio
+    report["target_met"] = ratio >= TARGET_RATIO
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    (workdir / "distill_report.json").write_text(json.dumps(report, indent=2))
+    log(f"{'sampler':<12} {'latent MSE vs 25-step teacher':>30} {'PSNR (dB)':>10}")
+    for name, row in mean.items():
+        log(f"{name:<12} {row['latent_mse']:>30.5f} {row['psnr_db']:>10.2f}")
+    log(f"[done] in {report['seconds']:.0f}s: the 4-step student is {ratio:.1f}x closer than the 4-step teacher "
+        f"(target {TARGET_RATIO:.0f}x). Report: {workdir / 'distill_report.json'}")
+    return report
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workdir", default="runs/toy", help="the toy curriculum's folder (default runs/toy)")
+    p.add_argument("--steps", type=int, default=300, help="distillation steps (default 300)")
+    p.add_argument("--lr", type=float, default=2e-4, help="learning rate (default 2e-4)")
+    p.add_argument("--clips", type=int, default=4, help="held-out clips to evaluate (default 4)")
+    p.add_argument("--seed", type=int, default=23, help="seed of training and sampling (default 23)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    args = p.parse_args(argv)
+    if args.steps < 1 or args.clips < 1:
+        p.error("--steps and --clips must be at least 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        report = run(Path(args.workdir).resolve(), args.steps, args.lr, args.seed, args.clips, args.threads)
+    except DistillError as e:
+        print(f"toy distillation FAILED: {e}", file=sys.stderr)
+        return 1
+    return 0 if report["target_met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Consistency distillation (Song et al. 2023, Alg. 2; for latent video as in AnimateLCM, Wang et al. 2024):
+
+    n ~ U{0, ..., N-2}, eps ~ N(0, I)              (one n per video, shared by its frames)
+    x_hi  = x0 + sigma_n eps                       (sigma_0 > ... > sigma_{N-1} = sigma_min: the teacher's grid)
+    x_lo  = ODE step of the guided teacher from sigma_n to sigma_{n+1}   (Euler or Heun, no gradient)
+    loss  = d( f_student(x_hi, sigma_n), f_target(x_lo, sigma_{n+1}) )  (target: EMA of the student, no gradient)
+
+f is the consistency function of sgm.modules.diffusionmodules.consistency (identity at sigma_min), so the
+target at the last grid point is x_lo itself: the boundary anchors the chain. The teacher is guided as SVD
+samples (per-frame scale from min_scale on frame 0 to max_scale on the last), so the student needs none.
+"""
+import logging
+from typing import Dict, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+from ...models.video_sampling import guidance_conditioning, guider_config_for_call
+from ...util import append_dims, default, instantiate_from_config
+from .consistency import TEACHER_DISCRETIZATION, ConsistencyBoundary
+from .video_frames import expand_cond_per_frame, frames_per_video, video_model_inputs
+from .sampling_utils import to_d
+
+logger = logging.getLogger(__name__)
+
+DISTANCES = ("l2", "huber")
+SVD_GUIDER = {"target": "sgm.modules.diffusionmodules.guiders.LinearPredictionGuider",
+              "params": {"max_scale": 2.5, "min_scale": 1.0}}
+SVD_UNCOND_ZERO_KEYS = ("cond_frames", "cond_frames_without_noise")
+
+
+class ConsistencyDistillationLoss(nn.Module):
+    """The consistency-distillation loss of one batch, per example: (N,) for N = B*T video frames.
+
+    num_teacher_steps: N, the teacher's grid (25: SVD's sampling steps). discretization_config: the grid's
+    schedule (default EDM, sigma_max 700, as SVD samples). guider_config: the teacher's guidance; video
+    guiders get `num_frames` from the batch (default LinearPredictionGuider 1.0 -> 2.5, SVD-XT's).
+    uncond_zero_keys: conditioning inputs zeroed in the unconditional branch (SVD: both image inputs).
+    solver: the teacher's ODE step, "euler" (1 teacher call) or "heun" (2). boundary_config: params of
+    ConsistencyBoundary (must equal the student sampler's). distance: "l2" (mean squared error) or "huber"
+    (pseudo-Huber, sqrt(d^2 + c^2) - c, Song & Dhariwal 2023, with c = huber_c). huber_c: its c.
+    """
+
+    def __init__(self, num_teacher_steps: int = 25, discretization_config: Optional[Dict] = None,
+                 guider_config: Optional[Dict] = None, uncond_zero_keys: Sequence[str] = SVD_UNCOND_ZERO_KEYS,
+                 solver: str = "euler", boundary_config: Optional[Dict] = None, distance: str = "l2",
+                 huber_c: float = 0.001):
+        super().__init__()
+        if solver not in ("euler", "heun"):
+            raise ValueError(f"solver must be 'euler' or 'heun', got {solver!r}")
+        if distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+        if num_teacher_steps < 2:
+            raise ValueError(f"num_teacher_steps must be at least 2, got {num_teacher_steps}")
+        self.num_teacher_steps = num_teacher_steps
+        self.discretization = instantiate_from_config(default(discretization_config, TEACHER_DISCRETIZATION))
+        self.guider_config = dict(default(guider_config, SVD_GUIDER))
+        self.uncond_zero_keys = list(uncond_zero_keys)
+        self.solver = solver
+        self.boundary = ConsistencyBoundary(**(boundary_config or {}))
+        self.distance = distance
+        self.huber_c = huber_c
+
+    # ------------------------------------------------------------------------------------ pieces
+    @staticmethod
+    def _model_inputs(batch: Dict, n: int, device, dtype):
+        """(network keyword inputs, B, T): num_video_frames and image_only_indicator for videos."""
+        t = frames_per_video(batch, n)
+        if t is None:
+            return {}, n, 1
+        return video_model_inputs(n // t, t, device, dtype, batch.get("image_only_indicator")), n // t, t
+
+    def teacher_step(self, teacher: nn.Module, denoiser: nn.Module, x: torch.Tensor, sigma: torch.Tensor,
+                     sigma_next: torch.Tensor, c: Dict, uc: Dict, inputs: Dict, t: int) -> torch.Tensor:
+        """x (N, C, h, w) at per-item sigma (N,) -> x at sigma_next (N,) by one guided ODE step."""
+        guider = instantiate_from_config(guider_config_for_call(self.guider_config, t))  # this batch's frame count
+        guided_inputs = dict(inputs)
+        if "image_only_indicator" in inputs:
+            guided_inputs["image_only_indicator"] = torch.cat([inputs["image_only_indicator"]] * 2)  # (2B, T)
+
+        def guided(x_: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+            x_in, s_in, c_in = guider.prepare_inputs(x_, s, c, uc)
+            return guider(denoiser(teacher, x_in, s_in, c_in, **guided_inputs), s)
+
+        d = to_d(x, sigma, guided(x, sigma))
+        dt = append_dims(sigma_next - sigma, x.ndim)
+        x_next = x + dt * d
+        if self.solver == "heun":
+            d_next = to_d(x_next, sigma_next, guided(x_next, sigma_next))
+            x_next = x + dt * (d + d_next) / 2
+        return x_next
+
+    def consistency(self, network: nn.Module, denoiser: nn.Module, x: torch.Tensor, sigma: torch.Tensor,
+                    c: Dict, inputs: Dict) -> torch.Tensor:
+        """f(x, sigma) of `network`: (N, C, h, w)."""
+        return self.boundary.apply(x, denoiser(network, x, sigma, c, **inputs), sigma)
+
+    def get_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Distance per example -> (N,)."""
+        sq = ((pred - target) ** 2).reshape(pred.shape[0], -1).mean(1)
+        if self.distance == "l2":
+            return sq
+        return (sq + self.huber_c**2).sqrt() - self.huber_c
+
+    # ----------------------------------------------------------------------------------- forward
+    def forward(self, network: nn.Module, target: nn.Module, teacher: nn.Module, denoiser: nn.Module,
+                conditioner: nn.Module, input: torch.Tensor, batch: Dict) -> torch.Tensor:
+        """input: clean latents (N, C, h, w) (N = B*T for videos). Returns the loss of each example (N,)."""
+        c, uc = guidance_conditioning(conditioner, batch, self.uncond_zero_keys)  # dropout off, as SVD samples
+        inputs, b, t = self._model_inputs(batch, input.shape[0], input.device, input.dtype)
+        if t > 1:
+            c, uc = expand_cond_per_frame(c, b, t), expand_cond_per_frame(uc, b, t)
+        grid = self.discretization(self.num_teacher_steps, do_append_zero=False, device=input.device).to(input.dtype)
+        n = torch.randint(0, self.num_teacher_steps - 1, (b,), device=input.device).repeat_interleave(t)  # (B*T,)
+        sigma, sigma_next = grid[n], grid[n + 1]
+        x_hi = input + torch.randn_like(input) * append_dims(sigma, input.ndim)
+        with torch.no_grad():
+            x_lo = self.teacher_step(teacher, denoiser, x_hi, sigma, sigma_next, c, uc, inputs, t)
+            goal = self.consistency(target, denoiser, x_lo, sigma_next, c, inputs)
+        pred = self.consistency(network, denoiser, x_hi, sigma, c, inputs)
+        return self.get_loss(pred, goal)

@@ -1,0 +1,185 @@
+"""Consistency distillation: the boundary parametrisation, the student's sampler, the loss and engine,
+the configs, and the command-line path (main.py trains a student, the sampling script samples it)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from sgm.modules.diffusionmodules.consistency import ConsistencyBoundary, ConsistencySampler, TeacherGridDiscretization
+from sgm.modules.diffusionmodules.discretizer import EDMDiscretization
+from sgm.util import instantiate_from_config
+from tests.training_helpers import fixed_batch
+
+REPO = Path(__file__).resolve().parents[1]
+TOY = REPO / "configs" / "distill" / "toy_consistency.yaml"
+FULL = REPO / "configs" / "distill" / "svd_xt_consistency.yaml"
+DISTILL_ONLY = {"sampler_config", "loss_fn_config", "target_decay", "teacher_dtype", "use_ema", "ema_decay_rate",
+                "ckpt_path"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def toy_engine(seed: int = 0):
+    torch.manual_seed(seed)
+    return instantiate_from_config(OmegaConf.load(TOY).model)
+
+
+# ------------------------------------------------------------------------------- parametrisation
+def test_boundary_is_identity_at_sigma_min_and_the_denoiser_above():
+    b = ConsistencyBoundary(sigma_data=0.5, sigma_min=0.002, timestep_scaling=10.0)
+    x, d = torch.randn(3, 4, 2, 2), torch.randn(3, 4, 2, 2)
+    assert torch.equal(b.apply(x, d, torch.full((3,), 0.002)), x)  # f(x, sigma_min) = x exactly
+    far = b.apply(x, d, torch.full((3,), 700.0))
+    torch.testing.assert_close(far, d, atol=1e-5, rtol=0)
+    c_skip, c_out = b(torch.tensor([0.002, 0.01, 0.1, 1.0, 10.0]))
+    assert (c_skip.diff() < 0).all() and (c_out.diff() > 0).all()  # a smooth hand-over from x to D
+    with pytest.raises(ValueError, match="sigma_data"):
+        ConsistencyBoundary(sigma_data=0.0)
+
+
+def test_teacher_grid_steps_are_evenly_spaced_points_of_the_teacher_grid():
+    grid = TeacherGridDiscretization(num_teacher_steps=25)
+    assert grid.indices(4).tolist() == [0, 6, 12, 18]
+    assert grid.indices(1).tolist() == [0]
+    teacher = EDMDiscretization(sigma_max=700.0)(25, do_append_zero=False)
+    sigmas = grid(4)
+    assert torch.equal(sigmas[:-1], teacher[[0, 6, 12, 18]]) and sigmas[-1] == 0
+    for bad in (0, 26):
+        with pytest.raises(ValueError, match="1 to 25"):
+            grid(bad)
+
+
+def test_sampler_one_call_per_step_without_guidance_and_reproducible():
+    sampler = ConsistencySampler(num_steps=3, device="cpu")
+    calls = []
+    x0 = torch.full((4, 4, 2, 2), 0.3)
+
+    def denoiser(x, sigma, c):
+        calls.append(x.shape[0])
+        return x0.expand_as(x)
+
+    noise = torch.randn(4, 4, 2, 2, generator=torch.Generator().manual_seed(0))
+    out = sampler(denoiser, noise, {}, uc={}, generator=torch.Generator().manual_seed(1))
+    assert calls == [4, 4, 4]  # no classifier-free guidance batch: the student carries it
+    again = sampler(denoiser, noise, {}, uc={}, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(out, again)
+    # one step is f(x_T, sigma_max) of the starting noise scaled as every sgm sampler scales it
+    one = sampler(denoiser, noise, {}, uc={}, num_steps=1)
+    s0 = sampler.discretization(1)[0]
+    expect = sampler.boundary.apply(noise * (1 + s0**2) ** 0.5, x0, torch.full((4,), float(s0)))
+    torch.testing.assert_close(one, expect)
+
+
+# ------------------------------------------------------------------------------ loss and engine
+def test_training_step_trains_only_the_student_and_the_target_follows():
+    engine = toy_engine()
+    batch = fixed_batch(batch_size=2, num_frames=2)
+    teacher_before = {k: v.clone() for k, v in engine.teacher_model.state_dict().items()}
+    target_before = {k: v.clone() for k, v in engine.target_model.state_dict().items()}
+    x = engine.encode_first_stage(engine.get_input(batch))
+    loss, _ = engine(x, dict(batch))
+    assert loss.item() > 0
+    loss.backward()
+    assert all(p.grad is None for p in engine.teacher_model.parameters())
+    assert all(p.grad is None for p in engine.target_model.parameters())
+    opt = torch.optim.SGD(engine.model.parameters(), lr=1.0)
+    opt.step()
+    engine.update_target()
+    for k, v in engine.teacher_model.state_dict().items():
+        assert torch.equal(v, teacher_before[k])
+    name, student = next((n, p) for n, p in engine.model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0)
+    target = dict(engine.target_model.named_parameters())[name]
+    expected = target_before[name] + (1 - engine.target_decay) * (student.detach() - target_before[name])
+    torch.testing.assert_close(target.detach(), expected)
+
+
+def test_checkpoint_holds_student_and_target_not_the_teacher():
+    engine = toy_engine()
+    state = engine.state_dict()
+    assert not any(k.startswith("teacher_model.") for k in state)
+    assert any(k.startswith("target_model.") for k in state)
+    # the student is where every DiffusionEngine keeps its network: it loads and samples like any other
+    plain = instantiate_from_config(OmegaConf.load(REPO / "configs" / "toy" / "svd_toy.yaml").model)
+    assert {k for k in state if k.startswith("model.")} == {k for k in plain.state_dict() if k.startswith("model.")}
+    other = toy_engine(seed=1)
+    teacher = {k: v.clone() for k, v in other.teacher_model.state_dict().items()}
+    other.load_state_dict(state, strict=True)
+    assert all(torch.equal(v, teacher[k]) for k, v in other.teacher_model.state_dict().items())
+    assert all(torch.equal(v, state["target_model." + k]) for k, v in other.target_model.state_dict().items())
+
+
+def test_engine_refuses_other_losses_and_bad_settings():
+    cfg = OmegaConf.load(TOY).model
+    plain_loss = OmegaConf.load(REPO / "configs" / "toy" / "svd_toy.yaml").model.params.loss_fn_config
+    bad = OmegaConf.merge(cfg, {"params": {"loss_fn_config": None}})
+    bad.params.loss_fn_config = plain_loss
+    with pytest.raises(ValueError, match="ConsistencyDistillationLoss"):
+        instantiate_from_config(bad)
+    with pytest.raises(ValueError, match="target_decay"):
+        instantiate_from_config(OmegaConf.merge(cfg, {"params": {"target_decay": 1.0}}))
+    with pytest.raises(ValueError, match="solver"):
+        instantiate_from_config(OmegaConf.merge(cfg, {"params": {"loss_fn_config": {"params": {"solver": "rk4"}}}}))
+
+
+# ------------------------------------------------------------------------------------- configs
+def test_toy_config_is_the_toy_model_with_distillation():
+    student = OmegaConf.to_container(OmegaConf.load(TOY).model.params)
+    teacher = OmegaConf.to_container(OmegaConf.load(REPO / "configs" / "toy" / "svd_toy.yaml").model.params)
+    assert {k: v for k, v in student.items() if k not in DISTILL_ONLY} == \
+        {k: v for k, v in teacher.items() if k not in DISTILL_ONLY}
+    guider = student["loss_fn_config"]["params"]["guider_config"]["params"]
+    sampling = teacher["sampler_config"]["params"]["guider_config"]["params"]
+    assert (guider["min_scale"], guider["max_scale"]) == (sampling["min_scale"], sampling["max_scale"])
+    assert student["sampler_config"]["params"]["boundary_config"] == student["loss_fn_config"]["params"]["boundary_config"]
+
+
+def test_full_size_config_builds_on_meta():
+    from sgm.models.inflation import without_ckpt_path
+
+    cfg = OmegaConf.load(FULL)
+    with torch.device("meta"):
+        engine = instantiate_from_config(without_ckpt_path(cfg.model))
+    assert type(engine).__name__ == "ConsistencyDistillationEngine"
+    assert next(engine.teacher_model.parameters()).dtype == torch.bfloat16
+    assert next(engine.target_model.parameters()).dtype == torch.float32
+    assert engine.model.diffusion_model.model_channels == 320
+    assert isinstance(instantiate_from_config(cfg.model.params.sampler_config), ConsistencySampler)
+    assert cfg.model.params.network_config.params.use_checkpoint is True
+
+
+# -------------------------------------------------------------------------------- command line
+def test_main_trains_a_student_that_the_sampling_script_samples(tmp_path):
+    cfg = OmegaConf.load(TOY)
+    cfg.data = OmegaConf.create({"target": "tests.training_helpers.FixedVideoDataModule",
+                                 "params": {"length": 4, "num_frames": 2, "height": 64, "width": 64, "batch_size": 1}})
+    config = tmp_path / "distill_mem.yaml"
+    OmegaConf.save(cfg, config)
+    train = subprocess.run(
+        [sys.executable, "main.py", "--base", str(config), "lightning.trainer.max_steps=2",
+         "lightning.trainer.enable_progress_bar=false", "lightning.callbacks.video_logger=null",
+         "--logdir", str(tmp_path / "logs"), "--name", "student"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert train.returncode == 0, train.stderr[-3000:]
+    ckpt = next((tmp_path / "logs").rglob("last.ckpt"))
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    assert not any(k.startswith("teacher_model.") for k in state)
+
+    from PIL import Image
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "red.png")
+    sample = subprocess.run(
+        [sys.executable, "scripts/sampling/simple_video_sample.py", "--config", str(TOY), "--ckpt", str(ckpt),
+         "--input_path", str(tmp_path / "red.png"), "--output_folder", str(tmp_path / "out"), "--device", "cpu",
+         "--sampler", "consistency", "--num_steps", "2", "--num_frames", "2", "--decoding_t", "2", "--seed", "3"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert sample.returncode == 0, sample.stderr[-3000:]
+    settings = json.loads((tmp_path / "out" / "red.json").read_text())
+    assert settings["sampler"] == "consistency" and settings["num_steps"] == 2
+    assert (tmp_path / "out" / "red.mp4").stat().st_size > 0
