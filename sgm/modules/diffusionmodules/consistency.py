@@ -23,7 +23,6 @@ import torch
 
 from ...util import append_dims, default, instantiate_from_config
 from .sampling import BaseDiffusionSampler
-from .sampling_utils import randn_like
 
 logger = logging.getLogger(__name__)
 
@@ -110,12 +109,13 @@ class ConsistencySampler(BaseDiffusionSampler):
                                                         num_teacher_steps)
         self.boundary = ConsistencyBoundary(**(boundary_config or {}))
 
-    def step(self, i: int, x: torch.Tensor, sigmas: torch.Tensor, model: Callable, state: Dict,
-             generator: Optional[torch.Generator]) -> torch.Tensor:
-        sigma, next_sigma = sigmas[i], sigmas[i + 1]
-        s = x.new_full((x.shape[0],), float(sigma))
-        x0 = self.boundary.apply(x, model(x, sigma), s)
-        state["denoised"] = x0
-        if next_sigma > 0:
-            return x0 + randn_like(x0, generator) * next_sigma
-        return x0
+    def sampler_step(self, sigma: torch.Tensor, next_sigma: torch.Tensor, denoiser: Callable, x: torch.Tensor,
+                     cond: Dict, uc: Optional[Dict] = None) -> torch.Tensor:
+        """sigma, next_sigma: (N,). x0 = f(x, sigma), re-noised to next_sigma (returned as is at 0)."""
+        x0 = self.boundary.apply(x, self.denoise(x, denoiser, sigma, cond, uc), sigma)
+        if float(next_sigma.max()) == 0.0:
+            return x0
+        return x0 + self.noise_sampler(x0) * append_dims(next_sigma, x0.ndim)
+
+    def run_step(self, i, x, s_in, sigmas, denoiser, cond, uc, state):
+        return self.sampler_step(s_in * sigmas[i], s_in * sigmas[i + 1], denoiser, x, cond, uc)
