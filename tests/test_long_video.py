@@ -138,3 +138,25 @@ def test_chained_video_on_the_tiny_model(pipe):
     assert chain["clips"][0]["colour_drift"] == 0.0 and len(chain["clips"][3]["colour_mean"]) == 3
     # Reproducible: the same options give the same latents, hence the same frames.
     np.testing.assert_array_equal(result.frames, pipe.decode_latents(z, opts))
+
+
+@pytest.mark.gpu
+def test_chained_video_needs_the_memory_of_one_clip():
+    """Finished clips wait on the CPU: a video of 4 clips peaks at the accelerator memory of one."""
+    import dataclasses
+
+    from sgm.inference import VideoPipeline
+    from tests.helpers import TINY_CONFIG
+    from tests.inference_helpers import tiny_checkpoint
+
+    pipe = VideoPipeline.load(config=str(TINY_CONFIG), ckpt=str(tiny_checkpoint()), device="cuda", dtype="fp32")
+    image = Image.fromarray(random_rgb(64, 128, 5))
+    one = SamplingOptions(seed=2, num_steps=2)
+    peaks = []
+    for opts in (one, dataclasses.replace(one, total_frames=4 * pipe.defaults.num_frames)):
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        pipe.generate(image, opts)
+        peaks.append(torch.cuda.max_memory_allocated() - base)
+    assert peaks[1] <= 1.1 * peaks[0] + 2**20, peaks

@@ -209,9 +209,11 @@ class VideoPipeline:
             raise OutOfMemoryError("sampling", str(e).splitlines()[0]) from e
         return z, frame, seed_info
 
-    def _chained_latents(self, frame: Image.Image, opts: SamplingOptions, seed: int, progress: Progress):
+    def _chained_latents(self, frame: Image.Image, opts: SamplingOptions, seed: int, progress: Progress,
+                         tie: bool = True, release_sigma: float = CHAIN_RELEASE_SIGMA):
         """Latents (total_frames, C, h, w) on the CPU made clip by clip (`sgm.inference.chaining`),
-        and the chain's record for the settings."""
+        and the chain's record for the settings. tie, release_sigma: see `sample_chain` (other values
+        than the defaults are for scripts/benchmark/long_video.py)."""
         overlap = opts.chain_overlap if opts.chain_overlap is not None else default_overlap(opts.num_frames)
         clips = plan_chain(opts.total_frames, opts.num_frames, overlap, seed)
 
@@ -230,10 +232,10 @@ class VideoPipeline:
             done.append(clip_seed)
             return z
 
-        z = sample_chain(frame, clips, opts.num_frames, sample_clip, decode_frame, release_sigma=CHAIN_RELEASE_SIGMA,
+        z = sample_chain(frame, clips, opts.num_frames, sample_clip, decode_frame, tie=tie, release_sigma=release_sigma,
                          colour_match=opts.color_match)
-        record = {"total_frames": opts.total_frames, "clip_frames": opts.num_frames, "overlap": overlap,
-                  "release_sigma": CHAIN_RELEASE_SIGMA, "color_match": opts.color_match,
+        record = {"total_frames": opts.total_frames, "clip_frames": opts.num_frames, "overlap": overlap, "tie": tie,
+                  "release_sigma": release_sigma, "color_match": opts.color_match,
                   "clips": [c.to_dict() for c in clips]}
         return z, record
 

@@ -1,0 +1,148 @@
+#!/usr/bin/env python
+"""Joins and colour drift of chained long videos (`--total_frames`) against naive last-frame chaining,
+side by side in one run, over held-out inputs.
+
+    python scripts/benchmark/long_video.py --ckpt runs/toy/stage3/<run>/checkpoints/last.ckpt
+    python scripts/benchmark/long_video.py --random_weights          # no trained model at hand
+
+Methods (all make the same number of frames from the same inputs):
+- naive: what users do by hand: a clip from the image, then a clip from its last decoded frame, whose
+  first frame (a copy of that frame) is dropped; each clip decoded on its own.
+- chained: `sgm.inference.chaining` as `--total_frames` runs it (overlap tie, crossfade, one decode).
+- chained + color_match: the same with `--color_match`.
+- ablations: the overlap without the latent tie (only the conditioning frame and the crossfade), and
+  the tie released for the last steps (`--release_sigma`).
+
+Join ratio: at each join, the largest frame-to-frame change (mean absolute pixel difference, 0..255)
+over the transitions the join touches (from the first shared frame to the first new frame), divided by
+the mean change over all other transitions; averaged over joins and inputs. 1.0: a join is as smooth
+as the inside of a clip. Colour drift: distance of the last clip's mean RGB from the first clip's.
+Inputs: first frames of moving-shape videos (sgm.data.synthetic) drawn with seeds the toy training
+and evaluation data never use. Results go to docs/sampling.md ("Longer videos").
+"""
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+HELD_OUT_SEED = 90_000  # the toy curriculum draws its data from seeds 23 and 1023
+
+
+def held_out_images(n: int, height: int, width: int) -> List[Image.Image]:
+    from sgm.data.synthetic import render_toy_video
+
+    return [Image.fromarray(render_toy_video(np.random.default_rng([HELD_OUT_SEED, i]), height, width, 12.0, 1)[0][0])
+            for i in range(n)]
+
+
+def join_ratio(frames: np.ndarray, clips: List[Dict]) -> float:
+    """Mean over joins of (largest change across the join) / (mean change inside clips)."""
+    change = np.abs(np.diff(frames.astype(np.float64), axis=0)).mean(axis=(1, 2, 3))  # change[t-1]: frame t-1 -> t
+    joins = [range(c["start"] + 1, c["start"] + c["overlap"] + 1) for c in clips[1:]]
+    at_join = {t for join in joins for t in join}
+    inside = [change[t - 1] for t in range(1, len(frames)) if t not in at_join]
+    return float(np.mean([max(change[t - 1] for t in join) for join in joins]) / max(np.mean(inside), 1e-9))
+
+
+def naive_chain(pipe, image: Image.Image, opts, total_frames: int):
+    """Frames of last-frame chaining and its clips as (start, overlap) records: each new clip starts on
+    the previous clip's last frame (overlap 1), whose copy in the new clip is dropped."""
+    clip_opts = dataclasses.replace(opts, total_frames=None)
+    frames = pipe.generate(image, clip_opts).frames
+    clips = [{"start": 0, "end": len(frames), "overlap": 0}]
+    while len(frames) < total_frames:
+        start = len(frames) - 1
+        new = pipe.generate(Image.fromarray(frames[-1]), clip_opts).frames[1:]
+        frames = np.concatenate([frames, new])[:total_frames]
+        clips.append({"start": start, "end": len(frames), "overlap": 1})
+    return frames, clips
+
+
+def chained(pipe, image: Image.Image, opts, tie: bool = True, release_sigma: float = 0.0):
+    from sgm.inference.chaining import chain_record
+
+    frame = pipe.prepare_image(image, opts)
+    with torch.no_grad():
+        z, record = pipe._chained_latents(frame, opts, opts.seed, None, tie=tie, release_sigma=release_sigma)
+    frames = pipe.decode_latents(z, opts)
+    return frames, chain_record(frames, record["clips"])["clips"]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="configs/toy/svd_toy.yaml")
+    p.add_argument("--ckpt", default=None, help="the model's weights (e.g. the toy curriculum's stage-3 last.ckpt)")
+    p.add_argument("--random_weights", action="store_true", help="no checkpoint: random weights")
+    p.add_argument("--inputs", type=int, default=4, help="held-out input images")
+    p.add_argument("--clips", type=int, default=3, help="total_frames = clips x num_frames")
+    p.add_argument("--overlap", type=int, default=None, help="chain_overlap (default: the library's)")
+    p.add_argument("--num_steps", type=int, default=None)
+    p.add_argument("--decoding_t", type=int, default=8)
+    p.add_argument("--release_sigma", type=float, nargs="*", default=[1.0], help="ablation: tie released below these")
+    p.add_argument("--seed", type=int, default=23)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", default=None, help="also write the per-input rows here")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from sgm.inference import SamplingOptions, VideoPipeline
+    from sgm.inference.chaining import CHAIN_RELEASE_SIGMA, chain_record, default_overlap
+
+    if args.ckpt is None and not args.random_weights:
+        p.error("pass --ckpt (trained weights) or --random_weights")
+    pipe = VideoPipeline.load(config=args.config, ckpt=args.ckpt, device="cpu", dtype="fp32",
+                              random_weights=args.ckpt is None)
+    if args.ckpt is None:  # a random init draws from the global RNG: make it the same in every run
+        from tests.helpers import fill_deterministic_
+
+        fill_deterministic_(pipe.model, args.seed)
+    T = pipe.defaults.num_frames
+    total = args.clips * T
+    opts = SamplingOptions(seed=args.seed, num_steps=args.num_steps, decoding_t=args.decoding_t, total_frames=total,
+                           chain_overlap=args.overlap).filled(pipe.defaults)
+    methods = {
+        "naive (last frame)": lambda im: naive_chain(pipe, im, opts, total),
+        "chained": lambda im: chained(pipe, im, opts, release_sigma=CHAIN_RELEASE_SIGMA),
+        "chained + color_match": lambda im: chained(pipe, im, dataclasses.replace(opts, color_match=True)),
+        "overlap without the tie": lambda im: chained(pipe, im, opts, tie=False),
+    }
+    for sigma in args.release_sigma:
+        methods[f"tie released below sigma {sigma:g}"] = lambda im, s=sigma: chained(pipe, im, opts, release_sigma=s)
+    images = held_out_images(args.inputs, opts.height, opts.width)
+    rows = []
+    for i, image in enumerate(images):
+        for name, run in methods.items():
+            t0 = time.perf_counter()
+            frames, clips = run(image)
+            assert len(frames) == total, (name, len(frames))
+            drift = chain_record(frames, clips)["clips"][-1]["colour_drift"]
+            rows.append({"input": i, "method": name, "join_ratio": join_ratio(frames, clips), "colour_drift": drift,
+                         "seconds": time.perf_counter() - t0})
+            print(f"input {i} {name:34s} join ratio {rows[-1]['join_ratio']:.3f}  colour drift {drift:.2f}", flush=True)
+
+    weights = args.ckpt or f"random weights (seed {args.seed})"
+    print(f"\n{args.config}, {weights}; {args.inputs} held-out inputs, {args.clips} clips of {T} frames "
+          f"(total {total}), overlap {opts.chain_overlap or default_overlap(T)}, {opts.num_steps} steps, {opts.sampler}\n")
+    print("| method | join ratio (mean) | join ratio (worst input) | colour drift, last vs first clip (0..255) |")
+    print("|---|---:|---:|---:|")
+    for name in methods:
+        mine = [r for r in rows if r["method"] == name]
+        ratios = [r["join_ratio"] for r in mine]
+        print(f"| {name} | {np.mean(ratios):.2f} | {max(ratios):.2f} | {np.mean([r['colour_drift'] for r in mine]):.2f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
