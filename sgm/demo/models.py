@@ -48,7 +48,6 @@ class ModelChoice:
 
         if self.random_weights:
             return ""
-
         return resolve_checkpoint(self.ckpt, self._config_checkpoint(), self.version)
 
     def _config_checkpoint(self) -> Optional[str]:

@@ -1,4 +1,4 @@
-"""The Gradio page: controls on the left, video and downloads on the right. Behaviour lives in
+"""The Gradio page: controls on the left; Generate, the video, the message and downloads on the right. Behaviour lives in
 `DemoHandlers`; this module only lays out components and wires their events."""
 import inspect
 from typing import Optional
