@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from sgm.data.motion import motion_bucket_from_score
-from sgm.media import add_video_stream, encode_rgb_frames
+from sgm.media import encode_mp4_bytes
 
 __all__ = [
     "SPEED_LEVELS",
@@ -54,13 +54,12 @@ PathLike = Union[str, Path]
 
 
 def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
-    """Encode RGB frames (T, H, W, 3) uint8 as an H.264 yuv420p mp4 at `fps`, with PyAV (no system ffmpeg).
+    """Encode RGB frames (T, H, W, 3) uint8 as a faststart H.264 yuv420p mp4 at `fps` (sgm.media: no system
+    ffmpeg; the same frames give the same bytes).
 
     H and W must be even (yuv420p halves the chroma planes). `crf` is x264's constant rate factor (0 = lossless
     luma, 18 = visually lossless, 23 = x264's default).
     """
-    import av
-
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
     t, h, w, _ = frames.shape
@@ -68,12 +67,7 @@ def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
         raise ValueError(f"H.264 yuv420p needs an even height and width, got {h}x{w}")
     if t == 0:
         raise ValueError("cannot encode a video with no frames")
-    buf = io.BytesIO()
-    with av.open(buf, mode="w", format="mp4") as container:
-        # One thread: the output is then the same bytes on every machine and run.
-        stream = add_video_stream(container, "libx264", fps, w, h, {"crf": str(crf), "preset": "veryfast"})
-        encode_rgb_frames(container, stream, frames)
-    return buf.getvalue()
+    return encode_mp4_bytes(frames, fps, {"crf": str(crf), "preset": "veryfast"})
 
 
 def _shape_mask(shape: str, cx: float, cy: float, radius: float, height: int, width: int) -> np.ndarray:

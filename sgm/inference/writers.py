@@ -9,7 +9,7 @@ from typing import Callable, Dict, Iterable, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from ..media import add_video_stream, encode_rgb_frames
+from ..media import write_video_file
 from .result import VideoResult
 
 logger = logging.getLogger(__name__)
@@ -42,17 +42,14 @@ def _even(frames: np.ndarray) -> np.ndarray:
 
 
 def _write_av(frames: np.ndarray, path: Path, fps: int, codec: str, options: Dict[str, str]) -> None:
-    import av
-
     frames = _even(frames)
-    with av.open(str(path), mode="w") as container:
-        stream = add_video_stream(container, codec, int(fps), frames.shape[2], frames.shape[1], options)
-        encode_rgb_frames(container, stream, frames)
+    write_video_file(path, frames, int(fps), frames.shape[2], frames.shape[1], codec, options)
 
 
 def write_mp4(frames: np.ndarray, path: Path, fps: int) -> None:
-    """H.264 High profile, yuv420p, faststart: plays in every browser."""
-    _write_av(frames, path, fps, "libx264", {"crf": "18", "preset": "medium", "movflags": "+faststart"})
+    """H.264 High profile, yuv420p, faststart (plays in every browser while it downloads); the same frames
+    give the same bytes (see sgm.media)."""
+    _write_av(frames, path, fps, "libx264", {"crf": "18", "preset": "medium"})
 
 
 def write_webm(frames: np.ndarray, path: Path, fps: int) -> None:

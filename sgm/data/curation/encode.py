@@ -4,10 +4,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ...media import add_video_stream
+from ...media import VideoWriter
+from ...media_read import DecodableFrames, display_size, quarter_turns, upright_yuv420p
 from .config import OutputConfig
 
-__all__ = ["output_size", "cached_clip_path", "encode_clips"]
+__all__ = ["output_size", "cached_clip_path", "encode_clips", "remove_stale_temporaries"]
+
+TMP_PREFIX = "."  # temporary clip files are hidden: .<clip file name>.<pid>.tmp
 
 
 def output_size(width: int, height: int, max_short_side: Optional[int]) -> Tuple[int, int]:
@@ -28,41 +31,33 @@ class _ClipEncoder:
     """An open mp4 being written to a temporary file; `close()` renames it into place."""
 
     def __init__(self, path: Path, rate: Fraction, size: Tuple[int, int], cfg: OutputConfig):
-        import av
-
-        self.path, self.tmp = path, path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        self.container = av.open(str(self.tmp), mode="w", format="mp4")
-        # One encoder thread (see sgm.media). NOTE: PyAV's conversions keep state between videos in a process,
-        # so the same clip can encode to slightly different bytes after other videos; the pipeline encodes each
-        # video in a fresh process, and resumes never re-encode a finished clip (see `encode_clips`).
-        self.stream = add_video_stream(self.container, "libx264", rate, size[0], size[1],
-                                       {"crf": str(cfg.crf), "preset": cfg.preset})
-        self.size, self.count, self.frame_time_base = size, 0, Fraction(rate.denominator, rate.numerator)
+        self.path, self.tmp = path, path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}.tmp")
+        self.size = size
+        self.writer = VideoWriter(self.tmp, rate, size[0], size[1], "libx264", {"crf": str(cfg.crf), "preset": cfg.preset},
+                                  format="mp4")
 
     def write(self, frame) -> None:
-        import av
-
-        # A fresh frame, so no source timestamp or picture type (forced keyframes) reaches the encoder.
-        planes = frame.reformat(width=self.size[0], height=self.size[1], format="yuv420p").to_ndarray()
-        out = av.VideoFrame.from_ndarray(planes, format="yuv420p")  # planes: (H * 3 / 2, W)
-        out.pts = self.count
-        out.time_base = self.frame_time_base
-        self.count += 1
-        for packet in self.stream.encode(out):
-            self.container.mux(packet)
+        self.writer.write_yuv420p(upright_yuv420p(frame, *self.size))  # (H * 3 / 2, W)
 
     def close(self) -> None:
-        for packet in self.stream.encode():
-            self.container.mux(packet)
-        self.container.close()
+        self.writer.close()
         os.replace(self.tmp, self.path)
+
+
+def remove_stale_temporaries(out_dir: Path) -> int:
+    """Delete the temporary files that killed encodes left in `out_dir`; returns how many. Call it only while no
+    other process encodes into `out_dir`."""
+    stale = list(out_dir.glob(f"{TMP_PREFIX}*.mp4.*.tmp")) if out_dir.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def encode_clips(source: Path, clips: Sequence[dict], out_dir: Path, cfg: OutputConfig) -> Dict[str, Path]:
     """Write each clip (`clip_id`, `start_frame`, `end_frame`) of `source` to `cached_clip_path(out_dir, clip)`.
 
     Clips whose file already exists are skipped (resume); the source is decoded once, up to the last frame
-    needed. Returns clip id -> path for all `clips`.
+    needed, and turned upright (its display matrix). Returns clip id -> path for all `clips`.
     """
     import av
 
@@ -74,9 +69,12 @@ def encode_clips(source: Path, clips: Sequence[dict], out_dir: Path, cfg: Output
     with av.open(str(source)) as container:
         stream = container.streams.video[0]
         rate = Fraction(stream.average_rate or stream.guessed_rate).limit_denominator(1001)
-        size = output_size(stream.codec_context.width, stream.codec_context.height, cfg.max_short_side)
-        pending, current = list(todo), None
-        for index, frame in enumerate(container.decode(video=0)):
+        frames = DecodableFrames(container, stream)
+        pending, current, size = list(todo), None, None
+        for index, frame in enumerate(frames):
+            if size is None:
+                width, height = display_size(frame.width, frame.height, quarter_turns(frame))
+                size = output_size(width, height, cfg.max_short_side)
             if current is None and pending and index == pending[0]["start_frame"]:
                 clip = pending.pop(0)
                 current = (clip, _ClipEncoder(paths[clip["clip_id"]], rate, size, cfg))

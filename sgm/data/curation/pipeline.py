@@ -17,7 +17,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 from .analyze import analyze_video
 from .buckets import MotionBucketMapping, fit_motion_mapping
 from .config import CurationConfig
-from .encode import cached_clip_path, encode_clips, output_size
+from .encode import cached_clip_path, encode_clips, output_size, remove_stale_temporaries
 from .filters import failed_filters
 from .records import (
     atomic_write_bytes,
@@ -32,6 +32,8 @@ from .summary import build_summary, plot_histograms, write_summary
 __all__ = ["analyze_all", "build_shards", "analyze_and_record"]
 
 logger = logging.getLogger(__name__)
+
+ENCODER_VERSION = 2  # 2: sgm.media's reproducible, faststart x264 settings; frames turned upright
 
 
 def _init_worker() -> None:
@@ -52,20 +54,13 @@ def analyze_and_record(path: Union[str, Path], cfg: CurationConfig, work_dir: Un
             "error": record.get("error")}
 
 
-def _run_tasks(fn: Callable, tasks: Sequence[tuple], workers: int, desc: str, progress: bool,
-               fresh_process: bool = False) -> Iterable:
-    """Yield `fn(*task)` results as they finish, in `workers` processes (0: in this process).
-
-    fresh_process: run every task in a new process (at least one worker), for work whose result must
-    not depend on what the process did before.
-    """
+def _run_tasks(fn: Callable, tasks: Sequence[tuple], workers: int, desc: str, progress: bool) -> Iterable:
+    """Yield `fn(*task)` results as they finish, in `workers` processes (0: in this process)."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(tasks), desc=desc, unit="video", disable=not progress)
-    if fresh_process:
-        workers = max(1, workers)
     try:
-        if not fresh_process and (workers == 0 or len(tasks) <= 1):
+        if workers == 0 or len(tasks) <= 1:
             for task in tasks:
                 yield fn(*task)
                 bar.update()
@@ -74,9 +69,7 @@ def _run_tasks(fn: Callable, tasks: Sequence[tuple], workers: int, desc: str, pr
 
         # spawn: forked children can deadlock in OpenCV/torch thread pools started by the parent.
         ctx = multiprocessing.get_context("spawn")
-        # NOTE: Python 3.10's pool cannot renew its processes; there a fresh process per task is not guaranteed.
-        renew = {"max_tasks_per_child": 1} if fresh_process and sys.version_info >= (3, 11) else {}
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, **renew) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
             futures = [pool.submit(fn, *task) for task in tasks]
             try:
                 for future in as_completed(futures):
@@ -99,7 +92,11 @@ def analyze_all(paths: Sequence[Path], work_dir: Union[str, Path], cfg: Curation
         if record is None or record.get("fingerprint") != fingerprint:
             todo.append((path, cfg, work_dir))
     logger.info("analysis: %d videos to do, %d already done", len(todo), len(paths) - len(todo))
-    counts = {"analysed": 0, "skipped_done": len(paths) - len(todo), "unreadable": 0, "clips": 0}
+    # Videos recorded as unreadable by an earlier run count again, so a rerun reports (and exits) the same.
+    done = {str(task[0]) for task in todo}
+    earlier = [read_record(work_dir, video_id(p)) for p in paths if str(p) not in done]
+    counts = {"analysed": 0, "skipped_done": len(paths) - len(todo), "clips": 0,
+              "unreadable": sum(r["status"] != "ok" for r in earlier)}
     for result in _run_tasks(analyze_and_record, todo, cfg.workers, "analyse", progress):
         counts["analysed"] += 1
         counts["clips"] += result["clips"]
@@ -109,7 +106,8 @@ def analyze_all(paths: Sequence[Path], work_dir: Union[str, Path], cfg: Curation
 
 def _clip_cache(work_dir: Path, cfg: CurationConfig) -> Path:
     out = cfg.output
-    key = hashlib.sha1(json.dumps([out.max_short_side, out.crf, out.preset]).encode()).hexdigest()[:10]
+    # ENCODER_VERSION: clips cached by an older encoder (other x264 settings, frames not upright) are not reused.
+    key = hashlib.sha1(json.dumps([out.max_short_side, out.crf, out.preset, ENCODER_VERSION]).encode()).hexdigest()[:10]
     return Path(work_dir) / "clips" / key
 
 
@@ -148,14 +146,16 @@ def build_shards(work_dir: Union[str, Path], out_dir: Union[str, Path], cfg: Cur
     mapping.save(out_dir / "motion_buckets.json")
     # 2. encode the kept clips (cached per clip and encoding settings, so reruns skip them)
     cache = _clip_cache(work_dir, cfg)
+    removed = remove_stale_temporaries(cache)
+    if removed:
+        logger.info("removed %d temporary clip files left by an interrupted run", removed)
     by_video = defaultdict(list)
     for record, clip in kept:
         by_video[record["path"]].append(clip)
     tasks = [(src, clips, cache, cfg) for src, clips in sorted(by_video.items())
              if not all(cached_clip_path(cache, c).exists() for c in clips)]
-    # NOTE: a fresh process per video: PyAV's conversions keep state between videos, and with it the same clip
-    # could encode to different bytes depending on the videos encoded before it in the same process.
-    for _ in _run_tasks(_encode_task, tasks, cfg.workers, "encode", progress, fresh_process=True):
+    # The encoder gives the same bytes whatever a process encoded before (sgm.media), so workers are reused.
+    for _ in _run_tasks(_encode_task, tasks, cfg.workers, "encode", progress):
         pass
     # 3. shards from the sorted kept clips
     samples = []

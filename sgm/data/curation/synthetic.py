@@ -5,7 +5,7 @@ from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 
-from ...media import add_video_stream, encode_rgb_frames
+from ...media import write_video_file
 
 __all__ = ["render_scene", "write_video", "write_scene_video"]
 
@@ -49,16 +49,11 @@ def render_scene(kind: str, num_frames: int, height: int, width: int, seed: int 
 
 
 def write_video(path: Union[str, Path], frames: np.ndarray, fps: float, crf: int = 18) -> Path:
-    """Write frames (T, H, W, 3) uint8 RGB (even H and W) as an H.264 yuv420p mp4."""
-    import av
-
+    """Write frames (T, H, W, 3) uint8 RGB (even H and W) as an H.264 yuv420p mp4 (sgm.media)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w", format="mp4") as container:
-        stream = add_video_stream(container, "libx264", fps, frames.shape[2], frames.shape[1],
-                                  {"crf": str(crf), "preset": "ultrafast"})
-        encode_rgb_frames(container, stream, frames)
-    return path
+    return write_video_file(path, frames, fps, frames.shape[2], frames.shape[1], "libx264",
+                            {"crf": str(crf), "preset": "ultrafast"})
 
 
 def write_scene_video(path: Union[str, Path], scenes: Sequence[Tuple[str, int]], height: int = 112, width: int = 192,
