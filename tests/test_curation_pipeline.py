@@ -136,11 +136,11 @@ def test_job_array_tasks_then_shard_step_match_a_single_run(curated, tmp_path, c
 
     root, _, _ = curated
     common = ["--workers", "0", "--no-progress", "--set", "output.shard_size=2"]
-    for i in range(2):
-        assert main(["analyze", str(root / "in"), "--out", str(tmp_path / "array"), "--shard-index", str(i),
-                     "--num-shards", "2", *common]) == 0
+    statuses = [main(["analyze", str(root / "in"), "--out", str(tmp_path / "array"), "--shard-index", str(i),
+                      "--num-shards", "2", *common]) for i in range(2)]
+    assert statuses == [1, 0]  # task 0 has a.mp4 and the unreadable bad.mp4 (exit 1), task 1 b.mp4
     assert len(list((tmp_path / "array" / "work" / "records").glob("*.json"))) == 3
-    assert main(["shard", "--out", str(tmp_path / "array"), *common]) == 0
+    assert main(["shard", "--out", str(tmp_path / "array"), *common]) == 1  # the summary lists bad.mp4
     assert "clips kept 4 of 6" in capsys.readouterr().out
 
     def names_and_json(folder):
@@ -160,3 +160,22 @@ def test_benchmark_script_reports_throughput(tmp_path, capsys):
     kept = int(out.split("(clips 4, kept ")[1].split(")")[0])
     members = [n for m in shard_members(tmp_path / "out" / "shards").values() for n, _ in m if n.endswith(".json")]
     assert len(members) == kept
+
+
+def test_temporary_clips_of_a_killed_run_are_removed(curated, tmp_path):
+    """A SIGKILLed encode leaves `.<clip>.mp4.<pid>.tmp` in the clip cache; the next shard step deletes it."""
+    from sgm.data.curation.pipeline import _clip_cache
+
+    root, _, _ = curated
+    cfg = quick_config()
+    work = tmp_path / "work"
+    (work / "records").mkdir(parents=True)
+    for record in (root / "work" / "records").glob("*.json"):
+        (work / "records" / record.name).write_bytes(record.read_bytes())
+    cache = _clip_cache(work, cfg)
+    cache.mkdir(parents=True)
+    stale = cache / ".a-0123456789_0000_0-36.mp4.4242.tmp"
+    stale.write_bytes(b"half an mp4")
+    build_shards(work, tmp_path / "out", cfg, progress=False)
+    assert not stale.exists() and not list(cache.glob("*.tmp"))
+    assert len(list(cache.glob("*.mp4"))) == 4

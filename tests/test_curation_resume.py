@@ -38,7 +38,8 @@ def _same_shards(a, b):
 
 def test_killed_run_restarts_to_byte_identical_shards(inputs, tmp_path):
     full, cut = tmp_path / "full", tmp_path / "cut"
-    subprocess.run(_cli(inputs, full, 0), check=True, capture_output=True, timeout=300)
+    first = subprocess.run(_cli(inputs, full, 0), capture_output=True, text=True, timeout=300)
+    assert first.returncode == 1, first.stderr  # bad.mp4 is unreadable: the run finishes, and says so
 
     # Kill the whole process group (SIGKILL: no clean-up) once a few videos are analysed.
     proc = subprocess.Popen(_cli(inputs, cut, 0), start_new_session=True,
@@ -54,7 +55,8 @@ def test_killed_run_restarts_to_byte_identical_shards(inputs, tmp_path):
     assert 3 <= done_before < NUM_VIDEOS and not (cut / "shards").exists()
 
     # Restart (in parallel this time): finished videos are not redone, the result is identical.
-    out = subprocess.run(_cli(inputs, cut, 2), check=True, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(_cli(inputs, cut, 2), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1, out.stderr
     assert f"{done_before} already done" in out.stdout
     assert len(list(records.glob("*.json"))) == NUM_VIDEOS
     _same_shards(cut, full)

@@ -36,6 +36,23 @@ def test_exif_orientation_is_applied(tmp_path):
     assert load_image(tmp_path / "r.jpg").size == (10, 20)
 
 
+def test_exif_orientation_reaches_the_model_input_in_sampler_and_demo(tmp_path):
+    """A phone photo stored sideways with EXIF orientation 6 (turn 90 degrees clockwise to show) conditions
+    the video upright, whether it comes from the sampler's --input_path or a demo upload."""
+    from sgm.demo.uploads import read_upload
+
+    upright = np.zeros((64, 32, 3), np.uint8)  # portrait, red block top-left
+    upright[:16, :16] = (255, 0, 0)
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1)))  # 32x64 landscape, as the camera wrote it
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "phone.jpg", quality=95, exif=exif.tobytes())
+    for image in (load_image(tmp_path / "phone.jpg"), read_upload(str(tmp_path / "phone.jpg"))):
+        crop = np.asarray(cover_and_crop(image, 16, 32)).astype(int)  # the pipeline's prepare_image step
+        assert crop.shape == (32, 16, 3)
+        assert crop[:6, :6, 0].mean() > 200 and crop[:6, :6, 1:].mean() < 60  # red block still top-left
+
+
 def test_unreadable_files_raise_a_clear_error(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"garbage")
     with pytest.raises(ImageReadError, match="bad.png: cannot be read as an image"):

@@ -10,6 +10,9 @@
 VIDEOS are folders (searched recursively), video files or .txt lists of paths. Settings come from
 --config (default configs/curation/default.yaml) and --set key.sub=value overrides.
 Everything resumes: rerun the same command after an interruption.
+
+Exit status: 0 when every video was read, 1 when the run finished but some videos are unreadable (they are
+listed, and in OUT/summary.md), 2 for a settings error (nothing is done).
 """
 import argparse
 import logging
@@ -50,6 +53,7 @@ def main(argv=None) -> int:
     from sgm.data.curation.pipeline import analyze_all, build_shards
 
     try:
+        failed = False
         overrides = list(args.overrides) + ([f"workers={args.workers}"] if args.workers is not None else [])
         cfg = load_config(args.config, overrides)
         out = Path(args.out)
@@ -61,6 +65,7 @@ def main(argv=None) -> int:
             elapsed = time.perf_counter() - start
             print(f"analysis: {len(paths)} videos ({counts['analysed']} analysed now, {counts['skipped_done']} "
                   f"already done, {counts['unreadable']} unreadable), {counts['clips']} clips in {elapsed:.1f}s")
+            failed = counts["unreadable"] > 0
         if args.command in ("run", "shard"):
             summary = build_shards(work, out, cfg, motion_mapping=args.motion_mapping, progress=not args.no_progress)
             clips, videos = summary["clips"], summary["videos"]
@@ -68,10 +73,13 @@ def main(argv=None) -> int:
                   f"{clips['total']}; unreadable videos {videos['unreadable']}; summary {out / 'summary.md'}")
             for error in videos["errors"]:
                 print(f"  unreadable: {error['path']}: {error['error']}")
+            for error in videos["truncated"]:
+                print(f"  kept up to a decoding error: {error['path']}: {error['error']}")
+            failed = videos["unreadable"] > 0
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

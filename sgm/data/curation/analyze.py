@@ -109,4 +109,7 @@ def analyze_video(path: Union[str, Path], cfg: CurationConfig) -> dict:
     except Exception as e:  # one odd video (or a captioner failing on it) must not stop a long run
         logger.exception("skipping video %s after an unexpected error", path)
         return {**record, "status": "error", "error": f"unexpected {type(e).__name__}: {e}", "clips": []}
+    if scan.truncated:
+        logger.warning("%s: %s; keeping the %d frames before it", path, scan.truncated, scan.info.num_frames)
+        record["truncated"] = scan.truncated
     return {**record, "status": "ok", "info": scan.info.to_dict(), "cuts": scan.cuts, "clips": clips}

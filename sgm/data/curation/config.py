@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 
+# Bumped when the analysis code measures differently, so older records are redone: 2 = frames turned upright,
+# cut-short videos kept up to the damage, text lines separated from full-height vertical edges.
+ANALYSIS_VERSION = 2
+
 __all__ = [
     "DecodeConfig", "CutConfig", "MotionConfig", "TextConfig", "ClipScoreConfig", "CaptionConfig",
     "FilterConfig", "BucketConfig", "OutputConfig", "CurationConfig", "load_config",
@@ -221,6 +225,7 @@ class CurationConfig:
     def analysis_fingerprint(self) -> str:
         """A short hash of the settings that change measured scores (not the filters or output)."""
         parts = {k: dataclasses.asdict(getattr(self, k)) for k in ("decode", "cuts", "motion", "text", "clip", "caption")}
+        parts["analysis_version"] = ANALYSIS_VERSION
         return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
     def to_dict(self) -> Dict[str, Any]:

@@ -14,13 +14,16 @@ class VideoReadError(Exception):
 @dataclass
 class VideoInfo:
     """Container-level facts about a video. `num_frames` is the container's count (0 when unknown);
-    analysis replaces it with the number of frames actually decoded."""
+    analysis replaces it with the number of frames actually decoded, and `width`, `height` (the stored
+    frame size here) with the size as displayed, with `rotation` the counter-clockwise degrees (0, 90, 180,
+    270) that turned the stored frames upright."""
 
     fps: float
     num_frames: int
     width: int
     height: int
     duration: float
+    rotation: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)

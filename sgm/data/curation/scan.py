@@ -1,10 +1,11 @@
-"""One decoding pass over a video: cut detection on every frame, and frames sampled at about 2 fps."""
+"""One decoding pass over a video, frames upright: cut detection on every frame, and frames sampled at about 2 fps."""
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Union
 
 import numpy as np
 
+from ...media_read import DecodableFrames, display_size, quarter_turns, upright
 from .config import CutConfig, DecodeConfig, MotionConfig
 from .cuts import CutDetector
 from .probe import VideoInfo, VideoReadError, probe_video
@@ -25,9 +26,10 @@ class Sample:
 
 @dataclass
 class ScanResult:
-    info: VideoInfo  # num_frames = frames actually decoded
+    info: VideoInfo  # num_frames = frames actually decoded; width, height as displayed (upright)
     cuts: List[int]
     samples: List[Sample] = field(default_factory=list)
+    truncated: Optional[str] = None  # why decoding stopped before the end of the stream (None: it did not)
 
 
 def scaled_size(width: int, height: int, target_width: int) -> tuple:
@@ -45,14 +47,13 @@ def _sample_indices_due(index: int, fps: float, sample_fps: float) -> bool:
 
 
 def scan_video(path: Union[str, Path], decode: DecodeConfig, cuts: CutConfig, motion: MotionConfig) -> ScanResult:
-    """Decode `path` once; raises VideoReadError when it cannot be opened or decoded."""
+    """Decode `path` once, frames upright (display matrix). A file that stops decoding part-way (cut short,
+    damaged) keeps the frames before the damage: `info.num_frames` counts them and `ScanResult.truncated`
+    says why it stopped. Raises VideoReadError when it cannot be opened or decodes no frame."""
     import av
     import cv2
 
     info = probe_video(path)
-    detect_w, detect_h = scaled_size(info.width, info.height, decode.detect_width)
-    flow_w, flow_h = scaled_size(info.width, info.height, motion.flow_width)
-    ana_w, ana_h = scaled_size(info.width, info.height, decode.analysis_width)
     detector = CutDetector(cuts, info.fps)
     samples: List[Sample] = []
     count = 0
@@ -60,8 +61,16 @@ def scan_video(path: Union[str, Path], decode: DecodeConfig, cuts: CutConfig, mo
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type, stream.codec_context.thread_count = "AUTO", decode.threads
-            for frame in container.decode(stream):
-                small = frame.reformat(width=detect_w, height=detect_h, format="bgr24").to_ndarray()
+            frames = DecodableFrames(container, stream)
+            for frame in frames:
+                if count == 0:  # the display size is known from the first frame's display matrix
+                    turns = quarter_turns(frame)
+                    info.width, info.height = display_size(frame.width, frame.height, turns)
+                    info.rotation = 90 * turns
+                    detect_w, detect_h = scaled_size(info.width, info.height, decode.detect_width)
+                    flow_w, flow_h = scaled_size(info.width, info.height, motion.flow_width)
+                    ana_w, ana_h = scaled_size(info.width, info.height, decode.analysis_width)
+                small = upright(frame, detect_w, detect_h, "bgr24")
                 detector.process(count, small)  # (h, w, 3) BGR
                 due = _sample_indices_due(count, info.fps, decode.sample_fps)
                 after_sample = bool(samples) and samples[-1].index == count - 1
@@ -70,7 +79,7 @@ def scan_video(path: Union[str, Path], decode: DecodeConfig, cuts: CutConfig, mo
                 if after_sample:
                     samples[-1].next_grey = grey
                 if due:
-                    colour = frame.reformat(width=ana_w, height=ana_h, format="bgr24").to_ndarray()
+                    colour = upright(frame, ana_w, ana_h, "bgr24")
                     ok, jpeg = cv2.imencode(".jpg", colour, [cv2.IMWRITE_JPEG_QUALITY, decode.jpeg_quality])
                     assert ok, "OpenCV failed to JPEG-encode a frame"
                     samples.append(Sample(count, grey, jpeg.tobytes()))
@@ -78,10 +87,13 @@ def scan_video(path: Union[str, Path], decode: DecodeConfig, cuts: CutConfig, mo
     except (av.error.FFmpegError, OSError) as e:
         raise VideoReadError(f"decoding failed after {count} frames: {type(e).__name__}: {e}") from None
     if count == 0:
-        raise VideoReadError("no decodable frames")
+        raise VideoReadError(f"no decodable frames ({frames.error})" if frames.error else "no decodable frames")
+    truncated = None
+    if frames.error is not None:
+        truncated = f"decoding stopped after {count} frames: {frames.error}"
     info.num_frames = count
     info.duration = count / info.fps
-    return ScanResult(info=info, cuts=detector.finish(), samples=samples)
+    return ScanResult(info=info, cuts=detector.finish(), samples=samples, truncated=truncated)
 
 
 def decode_jpeg_rgb(jpeg: bytes) -> np.ndarray:

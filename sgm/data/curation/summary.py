@@ -15,6 +15,7 @@ def build_summary(records: Sequence[dict], decisions: Dict[str, dict], cfg: Filt
                   mapping: dict) -> dict:
     """Counts over all records; `decisions[clip_id]` holds `failed` and `missing` filter names."""
     errors = [{"path": r["path"], "error": r["error"]} for r in records if r["status"] != "ok"]
+    truncated = [{"path": r["path"], "error": r["truncated"]} for r in records if r.get("truncated")]
     clips = [c for r in records if r["status"] == "ok" for c in r["clips"]]
     per_filter = {}
     for f, threshold in active_filters(cfg):
@@ -29,7 +30,7 @@ def build_summary(records: Sequence[dict], decisions: Dict[str, dict], cfg: Filt
     kept = sum(not decisions[c["clip_id"]]["failed"] for c in clips)
     return {
         "videos": {"total": len(records), "analysed": len(records) - len(errors), "unreadable": len(errors),
-                   "errors": errors},
+                   "errors": errors, "truncated": truncated},
         "clips": {"total": len(clips), "kept": kept, "dropped": len(clips) - kept},
         "filters": per_filter,
         "shards": {"count": len(shards), "bytes": sum(p.stat().st_size for p in shards),
@@ -54,6 +55,8 @@ def _markdown(summary: dict) -> str:
         lines.append(f"| {name} | {f['score']} | {f['bound']} | {f['dropped']} | {f['dropped_by_this_alone']} | {f['score_missing']} |")
     if v["errors"]:
         lines += ["", "## Unreadable videos", ""] + [f"- `{e['path']}`: {e['error']}" for e in v["errors"]]
+    if v["truncated"]:
+        lines += ["", "## Videos kept up to a decoding error", ""] + [f"- `{e['path']}`: {e['error']}" for e in v["truncated"]]
     return "\n".join(lines) + "\n"
 
 
