@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 
 # Bumped when the analysis code measures differently, so older records are redone: 2 = frames turned upright,
-# cut-short videos kept up to the damage, text lines separated from full-height vertical edges.
+# cut-short videos kept up to the damage.
 ANALYSIS_VERSION = 2
 
 __all__ = [
