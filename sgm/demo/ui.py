@@ -1,5 +1,5 @@
-"""The Gradio page: controls on the left; Generate, the video, the message and downloads on the right. Behaviour lives in
-`DemoHandlers`; this module only lays out components and wires their events."""
+"""The Gradio page: controls on the left; Generate, the video, the message and downloads on the
+right. Behaviour lives in `DemoHandlers`; this module only lays out components and wires their events."""
 import inspect
 from typing import Optional
 
@@ -79,7 +79,8 @@ def build_demo(handlers: DemoHandlers, max_queue: int = 16):
                                                   info=info, elem_id=name)
                                         for name, label, lo, hi, step, info in SLIDERS[pair:pair + 2]]
                     with gr.Row():
-                        seed = gr.Number(value=defaults.seed, precision=0, minimum=0, label="Seed", elem_id="seed", scale=3)
+                        seed = gr.Number(value=defaults.seed, precision=0, minimum=0, label="Seed", elem_id="seed",
+                                         scale=3)
                         dice = gr.Button("Random seed", elem_id="random-seed", scale=1)
                     formats = gr.CheckboxGroup(list(EXTRA_FORMATS), value=["gif", "webp"],
                                                label="Also write (mp4 is always written)", elem_id="formats")
@@ -111,7 +112,8 @@ def build_demo(handlers: DemoHandlers, max_queue: int = 16):
                         cond_aug, min_cfg, max_cfg, decoding_t, seed, progress=gr.Progress()):
             form = FormValues(num_frames=num_frames, num_steps=num_steps, fps_id=fps_id,
                               motion_bucket_id=motion_bucket_id, cond_aug=cond_aug, min_cfg=min_cfg, max_cfg=max_cfg,
-                              seed=seed, decoding_t=decoding_t, width=width, height=height, crop_x=crop_x, crop_y=crop_y)
+                              seed=seed, decoding_t=decoding_t, width=width, height=height, crop_x=crop_x,
+                              crop_y=crop_y)
 
             def report(step: int, total: int, stage: str) -> None:
                 progress((step, total), desc=stage.capitalize(), unit="steps" if stage == "sampling" else "chunks")
@@ -129,7 +131,8 @@ def build_demo(handlers: DemoHandlers, max_queue: int = 16):
         def on_load(model):
             text, opts = handlers.load_model(model)
             # The menu shows the model actually loaded (labels also refresh "(missing)" marks).
-            return [show(text), gr.update(choices=handlers.menu(), value=handlers.selected_key())] + _defaults_values(opts)
+            menu = gr.update(choices=handlers.menu(), value=handlers.selected_key())
+            return [show(text), menu] + _defaults_values(opts)
 
         load_button.click(on_load, [model_menu], [status, model_menu, *sliders, *size],
                           concurrency_id="model", concurrency_limit=handlers.concurrency, api_name="load_model")
