@@ -157,3 +157,30 @@ def test_a_failing_captioner_skips_that_video_but_a_bad_setting_stops(tmp_path):
     assert record["status"] == "error" and "model crashed" in record["error"]
     with pytest.raises(ValueError, match="no callable"):
         analyze_video(path, quick_config(f"caption.captioner={tmp_path / 'cap.py'}:missing"))
+
+
+def _subtitles(height: int, width: int, scale: float, gap: int, bars: bool) -> np.ndarray:
+    """Two lines of white, black-outlined subtitles near the bottom, over full-height colour bars or black."""
+    import cv2
+
+    colours = [(200, 200, 200), (20, 20, 20), (200, 200, 30), (30, 30, 120), (30, 200, 200), (120, 20, 20),
+               (30, 200, 30), (20, 20, 20)] if bars else [(20, 20, 20)]
+    frame = np.zeros((height, width, 3), np.uint8)
+    for i, colour in enumerate(colours):
+        frame[:, i * width // len(colours) : (i + 1) * width // len(colours)] = colour
+    for j, line in enumerate(("Where are you going tonight?", "I told you already, home.")):
+        for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+            cv2.putText(frame, line, (20, height - int(2.2 * gap) + j * gap), cv2.FONT_HERSHEY_SIMPLEX, scale, colour,
+                        thickness, cv2.LINE_AA)
+    return frame
+
+
+@pytest.mark.parametrize("height,width,scale,gap", [(112, 192, 0.3, 10), (216, 384, 0.6, 22), (360, 640, 0.8, 32)])
+def test_subtitles_over_colour_bars_are_text(height, width, scale, gap):
+    """The bars' full-height edges once joined both subtitle lines into one blob too tall to be a line: 0.0."""
+    cfg = TextConfig()
+    on_bars = text_area_fraction(_subtitles(height, width, scale, gap, bars=True), cfg)
+    on_black = text_area_fraction(_subtitles(height, width, scale, gap, bars=False), cfg)
+    assert on_black > 0.03 and on_bars >= 0.8 * on_black
+    bars_only = _subtitles(height, width, scale, gap, bars=True)[:1].repeat(height, axis=0)  # the top row: no text
+    assert text_area_fraction(bars_only, cfg) == 0.0

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 
 # Bumped when the analysis code measures differently, so older records are redone: 2 = frames turned upright,
-# cut-short videos kept up to the damage.
-ANALYSIS_VERSION = 2
+# cut-short videos kept up to the damage; 3 = text lines no longer joined by long vertical edges.
+ANALYSIS_VERSION = 3
 
 __all__ = [
     "DecodeConfig", "CutConfig", "MotionConfig", "TextConfig", "ClipScoreConfig", "CaptionConfig",

@@ -2,7 +2,9 @@
 
 Steps (the classic morphological text-region detector):
 1. morphological gradient of the grey frame (character strokes give strong, thin gradients);
-2. threshold at the larger of Otsu's level and `min_contrast`, then a horizontal closing that merges the characters of a line into one blob;
+2. threshold at the larger of Otsu's level and `min_contrast`, then a horizontal closing that merges the characters of a line into one blob,
+   and a horizontal opening that removes what stays narrower than a few characters (the stretches of long vertical edges,
+   such as colour bars or poles, between text lines, which would join the lines into one blob);
 3. connected components; a component counts as a text line when its height is within the configured range
    (relative to the frame height), it is wider than tall (`min_aspect`), gradient pixels fill enough of its
    box (`min_fill`) and its edges run both ways (`min_edge_balance`): glyphs have vertical stems and
@@ -28,7 +30,11 @@ def text_area_fraction(rgb: np.ndarray, cfg: TextConfig) -> float:
     # Rendered text has sharp, high-contrast strokes: soft natural edges stay below `min_contrast`.
     _, binary = cv2.threshold(gradient, max(otsu, cfg.min_contrast), 255, cv2.THRESH_BINARY)
     close_w = max(3, int(round(h * cfg.min_char_height * 3)))
-    connected = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (close_w, 1)))
+    line_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (close_w, 1))
+    # Closing merges the characters of a line; opening with the same kernel then removes what stays narrower than
+    # it, such as the parts of a long vertical edge (colour bars, poles) between text lines, which would
+    # otherwise join the lines they cross into one blob too tall to be a line.
+    connected = cv2.morphologyEx(cv2.morphologyEx(binary, cv2.MORPH_CLOSE, line_kernel), cv2.MORPH_OPEN, line_kernel)
     count, _, stats, _ = cv2.connectedComponentsWithStats(connected, connectivity=8)
     edges_x = np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0))  # (H, W) vertical edges
     edges_y = np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1))  # (H, W) horizontal edges
