@@ -42,7 +42,26 @@ def parse_args(argv=None):
                        help="override a config value, e.g. --set filters.min_motion=0.01 (repeatable)")
         p.add_argument("--workers", type=int, default=None, help="processes (0 = this process); default from config")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        p.add_argument("--ray", action="store_true",
+                       help="run the per-video tasks as Ray Data tasks on a Ray cluster (--ray-address, else RAY_ADDRESS, "
+                            "else a local Ray); --work must be on storage every node sees")
+        p.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                       help="the cluster for --ray, e.g. auto (a cluster started on this node) or ray://head:10001")
     return parser.parse_args(argv)
+
+
+def _connect_ray(address) -> None:
+    """Join the Ray cluster at `address` (None: RAY_ADDRESS, else a new local one); ValueError says why not."""
+    if address is not None and not address.strip():
+        raise ValueError("--ray-address is empty; give the cluster's address, e.g. auto or ray://head:10001")
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("--ray needs Ray Data: pip install 'ray[data]'") from None
+    try:
+        ray.init(address=address, ignore_reinit_error=True)
+    except ConnectionError as e:
+        raise ValueError(f"--ray: cannot connect to the Ray cluster ({e}); check --ray-address / RAY_ADDRESS") from None
 
 
 def main(argv=None) -> int:
@@ -56,18 +75,22 @@ def main(argv=None) -> int:
         failed = False
         overrides = list(args.overrides) + ([f"workers={args.workers}"] if args.workers is not None else [])
         cfg = load_config(args.config, overrides)
+        args.ray = args.ray or args.ray_address is not None  # an address means Ray
+        if args.ray:
+            _connect_ray(args.ray_address)
         out = Path(args.out)
         work = Path(args.work) if args.work else out / "work"
         if args.command in ("run", "analyze"):
             paths = select_shard(list_inputs(args.inputs), args.shard_index, args.num_shards)
             start = time.perf_counter()
-            counts = analyze_all(paths, work, cfg, progress=not args.no_progress)
+            counts = analyze_all(paths, work, cfg, progress=not args.no_progress, ray=args.ray)
             elapsed = time.perf_counter() - start
             print(f"analysis: {len(paths)} videos ({counts['analysed']} analysed now, {counts['skipped_done']} "
                   f"already done, {counts['unreadable']} unreadable), {counts['clips']} clips in {elapsed:.1f}s")
             failed = counts["unreadable"] > 0
         if args.command in ("run", "shard"):
-            summary = build_shards(work, out, cfg, motion_mapping=args.motion_mapping, progress=not args.no_progress)
+            summary = build_shards(work, out, cfg, motion_mapping=args.motion_mapping, progress=not args.no_progress,
+                                   ray=args.ray)
             clips, videos = summary["clips"], summary["videos"]
             print(f"shards: {summary['shards']['count']} in {out / 'shards'}; clips kept {clips['kept']} of "
                   f"{clips['total']}; unreadable videos {videos['unreadable']}; summary {out / 'summary.md'}")

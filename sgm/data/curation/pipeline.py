@@ -54,8 +54,15 @@ def analyze_and_record(path: Union[str, Path], cfg: CurationConfig, work_dir: Un
             "error": record.get("error")}
 
 
-def _run_tasks(fn: Callable, tasks: Sequence[tuple], workers: int, desc: str, progress: bool) -> Iterable:
-    """Yield `fn(*task)` results as they finish, in `workers` processes (0: in this process)."""
+def _run_tasks(fn: Callable, tasks: Sequence[tuple], workers: int, desc: str, progress: bool,
+               ray: bool = False) -> Iterable:
+    """Yield `fn(*task)` results as they finish, in `workers` processes (0: in this process), or with `ray` as
+    Ray Data tasks on the connected Ray cluster (`ray_tasks.run_tasks_on_ray`)."""
+    if ray:
+        from .ray_tasks import run_tasks_on_ray
+
+        yield from run_tasks_on_ray(fn, tasks, progress)
+        return
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(tasks), desc=desc, unit="video", disable=not progress)
@@ -83,8 +90,12 @@ def _run_tasks(fn: Callable, tasks: Sequence[tuple], workers: int, desc: str, pr
         bar.close()
 
 
-def analyze_all(paths: Sequence[Path], work_dir: Union[str, Path], cfg: CurationConfig, progress: bool = True) -> dict:
-    """Analyse every video without a current record; returns counts (analysed, skipped, unreadable)."""
+def analyze_all(paths: Sequence[Path], work_dir: Union[str, Path], cfg: CurationConfig, progress: bool = True,
+                ray: bool = False) -> dict:
+    """Analyse every video without a current record; returns counts (analysed, skipped, unreadable).
+
+    ray: run the videos as Ray Data tasks on the connected Ray cluster instead of `cfg.workers` processes
+    (`work_dir` must then be on a file system every node sees)."""
     fingerprint = cfg.analysis_fingerprint()
     todo = []
     for path in paths:
@@ -97,7 +108,7 @@ def analyze_all(paths: Sequence[Path], work_dir: Union[str, Path], cfg: Curation
     earlier = [read_record(work_dir, video_id(p)) for p in paths if str(p) not in done]
     counts = {"analysed": 0, "skipped_done": len(paths) - len(todo), "clips": 0,
               "unreadable": sum(r["status"] != "ok" for r in earlier)}
-    for result in _run_tasks(analyze_and_record, todo, cfg.workers, "analyse", progress):
+    for result in _run_tasks(analyze_and_record, todo, cfg.workers, "analyse", progress, ray):
         counts["analysed"] += 1
         counts["clips"] += result["clips"]
         counts["unreadable"] += result["status"] != "ok"
@@ -116,10 +127,11 @@ def _encode_task(source: str, clips: List[dict], out_dir: Path, cfg: CurationCon
 
 
 def build_shards(work_dir: Union[str, Path], out_dir: Union[str, Path], cfg: CurationConfig,
-                 motion_mapping: Optional[Union[str, Path]] = None, progress: bool = True) -> dict:
+                 motion_mapping: Optional[Union[str, Path]] = None, progress: bool = True, ray: bool = False) -> dict:
     """Filter the stored clips with `cfg.filters`, encode the kept ones, write shards, mapping and summary.
 
     `motion_mapping`: an existing mapping JSON to reuse instead of fitting one (`cfg.buckets`).
+    `ray`: encode the videos' clips as Ray Data tasks (as in `analyze_all`); the shards are written here.
     Returns the summary dict (also written to `out_dir/summary.json` and `summary.md`).
     """
     work_dir, out_dir = Path(work_dir), Path(out_dir)
@@ -155,7 +167,7 @@ def build_shards(work_dir: Union[str, Path], out_dir: Union[str, Path], cfg: Cur
     tasks = [(src, clips, cache, cfg) for src, clips in sorted(by_video.items())
              if not all(cached_clip_path(cache, c).exists() for c in clips)]
     # The encoder gives the same bytes whatever a process encoded before (sgm.media), so workers are reused.
-    for _ in _run_tasks(_encode_task, tasks, cfg.workers, "encode", progress):
+    for _ in _run_tasks(_encode_task, tasks, cfg.workers, "encode", progress, ray):
         pass
     # 3. shards from the sorted kept clips
     samples = []
