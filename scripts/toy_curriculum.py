@@ -96,20 +96,13 @@ def eval_loss(engine, batch: dict, repeats: int = EVAL_REPEATS, seed: int = 0) -
     (noise levels, noise): the same value for the same weights, comparable across weights."""
     import torch
 
-    engine.eval()
-    rates = [e.ucg_rate for e in engine.conditioner.embedders]
-    try:
-        for e in engine.conditioner.embedders:
-            e.ucg_rate = 0.0
-        with torch.no_grad():
-            x = engine.encode_first_stage(engine.get_input(batch))
-            losses = []
-            for r in range(repeats):
-                torch.manual_seed(seed + r)
-                losses.append(engine.loss_fn(engine.model, engine.denoiser, engine.conditioner, x, dict(batch)).mean().item())
-    finally:
-        for e, rate in zip(engine.conditioner.embedders, rates):
-            e.ucg_rate = rate
+    engine.eval()  # conditioning dropout is off in eval mode
+    with torch.no_grad():
+        x = engine.encode_first_stage(engine.get_input(batch))
+        losses = []
+        for r in range(repeats):
+            torch.manual_seed(seed + r)
+            losses.append(engine.loss_fn(engine.model, engine.denoiser, engine.conditioner, x, dict(batch)).mean().item())
     return sum(losses) / len(losses)
 
 

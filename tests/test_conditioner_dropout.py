@@ -45,3 +45,18 @@ def test_guidance_conditioning_ignores_the_groups():
     batch = {"a": torch.arange(1, 9).float(), "b": torch.arange(1, 9).float()}
     c, uc = cond.get_unconditional_conditioning(batch, force_uc_zero_embeddings=["a", "b"])
     assert (c["vector"] != 0).any(1).all() and (uc["vector"] == 0).all()
+
+
+def test_dropout_is_off_in_eval_mode_and_an_explicit_choice_otherwise():
+    torch.manual_seed(0)
+    cond = _conditioner()
+    batch = {"a": torch.arange(1, 4097).float(), "b": torch.arange(1, 4097).float()}
+    a, b = _dropped(cond.eval()(batch))
+    assert not a.any() and not b.any()  # eval: nothing dropped, and ucg_rate untouched
+    assert [e.ucg_rate for e in cond.embedders] == [0.5, 0.5]
+    a, _ = _dropped(cond(batch, dropout=True))  # asked for in eval mode
+    assert 0.45 < a.float().mean() < 0.55
+    a, _ = _dropped(cond.train()(batch, dropout=False))  # refused in training mode
+    assert not a.any()
+    c, uc = cond.train().get_unconditional_conditioning(batch)  # guidance never drops
+    assert (c["vector"] != 0).all() and [e.ucg_rate for e in cond.embedders] == [0.5, 0.5]

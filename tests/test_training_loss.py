@@ -142,7 +142,7 @@ def test_conditioning_dropout_drops_whole_videos():
             e.ucg_rate = 0.5
     batch = fixed_batch(batch_size=8, num_frames=2, size=64)
     torch.manual_seed(1)
-    cond = model.conditioner(batch)
+    cond = model.conditioner(batch, dropout=True)  # as in training (the model is in eval mode here)
     assert cond["concat"].shape[0] == 8 and cond["crossattn"].shape[0] == 8
     dropped = (cond["concat"].flatten(1) == 0).all(1)
     assert 0 < dropped.sum() < 8

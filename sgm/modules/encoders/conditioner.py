@@ -24,7 +24,7 @@ class GeneralConditioner(nn.Module):
     emb_models: list of embedder configs. Each entry has `target`/`params` and: `input_key` (or
     `input_keys`) naming its batch entry; `is_trainable` (default False: frozen, always eval);
     `ucg_rate` (probability, per item, of zeroing the embedding in training, for classifier-free
-    guidance); `ucg_group` (a name: embedders of one group are dropped together, for the same items,
+    guidance; applied in training mode or when `forward(..., dropout=True)`, never in eval mode); `ucg_group` (a name: embedders of one group are dropped together, for the same items,
     so that training sees the fully unconditional input that guidance uses; they must share `ucg_rate`);
     `legacy_ucg_value` (instead of zeroing, replace the raw input, e.g. a caption by "");
     `output_key` (override of the embedder's declared output key).
@@ -83,10 +83,10 @@ class GeneralConditioner(nn.Module):
             masks[group] = mask
         return mask
 
-    def _inputs(self, embedder: AbstractEmbModel, batch: Dict, masks: Optional[Dict[str, torch.Tensor]] = None):
+    def _inputs(self, embedder: AbstractEmbModel, batch: Dict, masks: Optional[Dict[str, torch.Tensor]], dropout: bool):
         if embedder.input_key is not None:
             value = batch[embedder.input_key]
-            if embedder.legacy_ucg_val is not None and embedder.ucg_rate > 0.0:
+            if dropout and embedder.legacy_ucg_val is not None and embedder.ucg_rate > 0.0:
                 keep = self._keep_mask(embedder, len(value), "cpu", masks) > 0
                 value = [v if k else embedder.legacy_ucg_val for v, k in zip(value, keep.tolist())]
             return [value]
@@ -99,19 +99,20 @@ class GeneralConditioner(nn.Module):
         return LEGACY_OUTPUT_DIM2KEYS[emb.dim()]
 
     def _embed(self, embedder: AbstractEmbModel, batch: Dict, zero: bool, like: Optional[List[torch.Tensor]] = None,
-               masks: Optional[Dict[str, torch.Tensor]] = None):
+               masks: Optional[Dict[str, torch.Tensor]] = None, dropout: bool = False):
         """Outputs of one embedder. With `zero` and `like` (outputs for a same-shaped input), skip the network.
-        masks: the keep masks of this call's dropout groups (filled as groups are first met)."""
+        masks: the keep masks of this call's dropout groups (filled as groups are first met). dropout:
+        apply conditioning dropout (`ucg_rate`)."""
         if zero and like is not None:
             return [torch.zeros_like(e) for e in like]
         with torch.set_grad_enabled(embedder.is_trainable and torch.is_grad_enabled()):
-            out = embedder(*self._inputs(embedder, batch, masks))
+            out = embedder(*self._inputs(embedder, batch, masks, dropout))
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
         result = []
         for emb in outs:
             if not isinstance(emb, torch.Tensor):
                 raise ValueError(f"{type(embedder).__name__} must return tensors, got {type(emb).__name__}")
-            if embedder.ucg_rate > 0.0 and embedder.legacy_ucg_val is None:
+            if dropout and embedder.ucg_rate > 0.0 and embedder.legacy_ucg_val is None:
                 keep = self._keep_mask(embedder, emb.shape[0], emb.device, masks)
                 emb = keep.view(-1, *([1] * (emb.ndim - 1))).to(emb.dtype) * emb
             result.append(torch.zeros_like(emb) if zero else emb)
@@ -127,12 +128,15 @@ class GeneralConditioner(nn.Module):
     def _zero(self, embedder: AbstractEmbModel, force_zero: Sequence[str]) -> bool:
         return embedder.input_key is not None and embedder.input_key in force_zero
 
-    def forward(self, batch: Dict, force_zero_embeddings: Optional[List[str]] = None) -> Dict[str, torch.Tensor]:
-        """batch: the embedders' inputs by key. force_zero_embeddings: input keys whose embeddings are zeroed."""
+    def forward(self, batch: Dict, force_zero_embeddings: Optional[List[str]] = None,
+                dropout: Optional[bool] = None) -> Dict[str, torch.Tensor]:
+        """batch: the embedders' inputs by key. force_zero_embeddings: input keys whose embeddings are zeroed.
+        dropout: apply conditioning dropout (`ucg_rate`); default: in training mode only (`self.training`)."""
         force_zero = force_zero_embeddings or []
+        dropout = self.training if dropout is None else dropout
         pairs, masks = [], {}
         for embedder in self.embedders:
-            for emb in self._embed(embedder, batch, self._zero(embedder, force_zero), masks=masks):
+            for emb in self._embed(embedder, batch, self._zero(embedder, force_zero), masks=masks, dropout=dropout):
                 pairs.append((self._output_key(embedder, emb), emb))
         return self._merge(pairs)
 
@@ -143,20 +147,13 @@ class GeneralConditioner(nn.Module):
         not computed a second time when its input has the same shape as in `c`."""
         batch_uc = batch_c if batch_uc is None else batch_uc
         uc_zero, c_zero = force_uc_zero_embeddings or [], force_cond_zero_embeddings or []
-        rates = [e.ucg_rate for e in self.embedders]
-        try:
-            for e in self.embedders:
-                e.ucg_rate = 0.0
-            c_pairs, uc_pairs = [], []
-            for embedder in self.embedders:
-                c_out = self._embed(embedder, batch_c, self._zero(embedder, c_zero))
-                same_shape = embedder.input_key is not None and _same_shape(batch_c.get(embedder.input_key), batch_uc.get(embedder.input_key))
-                uc_out = self._embed(embedder, batch_uc, self._zero(embedder, uc_zero), like=c_out if same_shape else None)
-                c_pairs += [(self._output_key(embedder, e), e) for e in c_out]
-                uc_pairs += [(self._output_key(embedder, e), e) for e in uc_out]
-        finally:
-            for e, r in zip(self.embedders, rates):
-                e.ucg_rate = r
+        c_pairs, uc_pairs = [], []
+        for embedder in self.embedders:
+            c_out = self._embed(embedder, batch_c, self._zero(embedder, c_zero))
+            same_shape = embedder.input_key is not None and _same_shape(batch_c.get(embedder.input_key), batch_uc.get(embedder.input_key))
+            uc_out = self._embed(embedder, batch_uc, self._zero(embedder, uc_zero), like=c_out if same_shape else None)
+            c_pairs += [(self._output_key(embedder, e), e) for e in c_out]
+            uc_pairs += [(self._output_key(embedder, e), e) for e in uc_out]
         return self._merge(c_pairs), self._merge(uc_pairs)
 
 

@@ -127,7 +127,9 @@ class FrozenOpenCLIPImageEmbedder(AbstractEmbModel):
 
     def forward(self, image: torch.Tensor, no_dropout: bool = False) -> torch.Tensor:
         z = self.encode_with_vision_transformer(image).to(image.dtype)  # (B, D)
-        if self.ucg_rate > 0.0 and not no_dropout:
+        # NOTE: the original drops here whenever ucg_rate > 0, in eval mode too, and the conditioner sets
+        # ucg_rate from its config entry and drops as well; here only a training-mode embedder drops.
+        if self.ucg_rate > 0.0 and not no_dropout and self.training:
             keep = torch.bernoulli(torch.full((z.shape[0],), 1.0 - self.ucg_rate, device=z.device))
             z = keep[:, None].to(z.dtype) * z
         if self.unsqueeze_dim:
