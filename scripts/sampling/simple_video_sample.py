@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--download", action="store_true",
                    help="fetch the official checkpoint from the Hugging Face Hub if it is not found (never otherwise)")
     g.add_argument("--download_dir", default=None, help="with --download: put the file here (e.g. checkpoints) instead of the HF cache")
+    g.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
+                   help="apply a LoRA adapter (ours or diffusers/peft names) at STRENGTH (default 1); repeatable")
     g.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default cuda when available)")
     g.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"], help="weights dtype (default fp16 on cuda, fp32 on cpu)")
     g.add_argument("--offload", action="store_true", help="keep the model in CPU memory; each part visits the GPU only while it runs")
@@ -193,7 +195,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         pipe = VideoPipeline.load(version=args.version, config=args.config, ckpt=args.ckpt, device=device,
                                   dtype=dtype, offload=args.offload, ff_chunk_size=args.ff_chunk,
                                   random_weights=args.random_weights, download=args.download,
-                                  download_dir=args.download_dir)
+                                  download_dir=args.download_dir, lora=args.lora)
         load_s = time.perf_counter() - t_load
         logger.info("model loaded in %.1fs", load_s)
         filled = opts.filled(pipe.defaults)  # validate the combination before the first image

@@ -1,7 +1,7 @@
 """Command-line arguments of the web demo and their validation."""
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -19,7 +19,8 @@ class DemoSettings:
     random_weights: build the launch model with random weights, reading no checkpoint (to try the
     page, e.g. on the tiny config; the videos are noise).
     device / dtype / offload / download: passed to `VideoPipeline.load` (download: fetch a missing
-    official checkpoint from the Hugging Face Hub, see docs/download.md). host, port: where the server listens
+    official checkpoint from the Hugging Face Hub, see docs/download.md; lora: adapter files
+    "file[:strength]" applied to every model loaded, see docs/lora.md). host, port: where the server listens
     (127.0.0.1 by default: only this machine can reach it). share: ask Gradio for a public link.
     max_upload_mb: largest accepted upload. output_folder: where every video and its settings go.
     concurrency: generations that run at once (each holds a model's activations in GPU memory).
@@ -34,6 +35,7 @@ class DemoSettings:
     dtype: Optional[str] = None
     offload: bool = False
     download: bool = False
+    lora: List[str] = field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 7860
     share: bool = False
@@ -66,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--offload", action="store_true", help="keep each part on the GPU only while it runs (less memory, slower)")
     parser.add_argument("--download", action="store_true", help="fetch a missing official checkpoint from the Hugging Face Hub "
                                                               "(never otherwise; see docs/download.md)")
+    parser.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
+                        help="apply a LoRA adapter at STRENGTH (default 1) to the loaded model; repeatable (docs/lora.md)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
                                                            "0.0.0.0 exposes the demo to your network)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
@@ -90,6 +94,16 @@ def validate(settings: DemoSettings) -> List[str]:
     elif settings.ckpt is not None and not os.path.exists(settings.ckpt):  # a file or a diffusers folder
         problems.append(f"--ckpt {settings.ckpt}: no such file (leave --ckpt out to use the default location "
                         f"and let the page say which file to put there)")
+    for spec in settings.lora:
+        from ..lora import parse_lora_spec
+
+        try:
+            path, _ = parse_lora_spec(spec)
+        except ValueError as e:
+            problems.append(str(e))
+            continue
+        if not os.path.isfile(path):
+            problems.append(f"--lora {spec}: no such file {path}")
     if not 1 <= settings.port <= 65535:
         problems.append(f"--port must be in 1..65535, got {settings.port}")
     if not settings.max_upload_mb > 0:
@@ -116,7 +130,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> DemoSettings:
     args = parser.parse_args(argv)
     version = args.version if args.version is not None else (None if args.config else DEFAULT_VERSION)
     settings = DemoSettings(version=version, config=args.config, ckpt=args.ckpt, random_weights=args.random_weights,
-                            device=args.device, dtype=args.dtype, offload=args.offload, download=args.download,
+                            device=args.device, dtype=args.dtype, offload=args.offload, download=args.download, lora=args.lora,
                             host=args.host, port=args.port, share=args.share,
                             max_upload_mb=args.max_upload_mb, output_folder=args.output_folder,
                             concurrency=args.concurrency, max_queue=args.max_queue)

@@ -3,7 +3,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -13,8 +13,8 @@ from PIL import Image
 from .. import __version__
 from ..models.loading import build_model, load_config
 from ..modules.autoencoding.temporal_ae import VideoDecoder
-from .checkpoints import config_checkpoint, version_config
 from .chaining import CHAIN_RELEASE_SIGMA, chain_record, default_overlap, plan_chain, sample_chain
+from .checkpoints import config_checkpoint, version_config
 from .conditioning import UC_ZERO_KEYS, video_batch
 from .decoding import Progress, decode_chunked, effective_overlap
 from .download import find_or_download
@@ -66,6 +66,20 @@ def parse_device(device: Union[None, str, torch.device]) -> torch.device:
     return device
 
 
+def apply_loras(network: torch.nn.Module, specs: Sequence[Union[str, Tuple[str, float]]], merge: bool) -> List[dict]:
+    """Load each LoRA of `specs` ("file[:strength]" or (file, strength)) into `network`; their records."""
+    if not specs:
+        return []
+    from ..lora import load_lora, parse_lora_spec
+
+    records = []
+    for spec in specs:
+        path, strength = parse_lora_spec(spec) if isinstance(spec, str) else (str(spec[0]), float(spec[1]))
+        name = load_lora(network, path, strength=strength, do_merge=merge)
+        records.append({"name": name, "path": path, "strength": strength, "merged": bool(merge)})
+    return records
+
+
 def read_config(config: Union[str, os.PathLike, dict, DictConfig], name: str) -> DictConfig:
     """The full config `config`; ValueError naming the file when it is not valid YAML or lacks `model:`."""
     import yaml
@@ -104,7 +118,8 @@ class VideoPipeline:
              ckpt: Optional[str] = None, device: Union[None, str, torch.device] = None,
              dtype: Union[None, str, torch.dtype] = None, offload: bool = False, ff_chunk_size: Optional[int] = None,
              release_unused: bool = True, random_weights: bool = False, download: bool = False,
-             download_dir: Optional[str] = None) -> "VideoPipeline":
+             download_dir: Optional[str] = None, lora: Sequence[Union[str, Tuple[str, float]]] = (),
+             merge_lora: bool = True) -> "VideoPipeline":
         """Build the model of `version` (one of sgm.inference.checkpoints.VERSIONS) or of `config`
         (which wins) and load `ckpt` (default: the config's `sampling.checkpoint`).
 
@@ -116,6 +131,9 @@ class VideoPipeline:
         checkpoint (tests, benchmarks, demos without weights). ckpt may also be a diffusers folder.
         download: fetch the official file from the Hugging Face Hub when it is not found locally
         (sgm.inference.download; never otherwise), into `download_dir` (default: the HF cache).
+        lora: adapter files to apply, each "file.safetensors[:strength]" or (file, strength) (ours or
+        diffusers/peft names; sgm.lora). merge_lora: add them into the weights (no cost per step);
+        False keeps them apart, so `set_lora_strength` can change them between videos.
         Raises MissingCheckpointError naming the path looked for and the official file to put there.
         """
         if config is None:
@@ -143,10 +161,20 @@ class VideoPipeline:
             release_unused_weights(model)
         if ff_chunk_size is not None:
             set_ff_chunk_size(model, ff_chunk_size)
+        loras = apply_loras(model.model.diffusion_model, lora, merge_lora)
         info = {"version": version, "config": config_name,
                 "ckpt": ckpt_path, "dtype": str(torch_dtype).replace("torch.", ""), "offload": bool(offload),
-                "ff_chunk_size": ff_chunk_size}
+                "ff_chunk_size": ff_chunk_size, **({"lora": loras} if loras else {})}
         return cls(model, cfg, device=device, offload=offload, info=info)
+
+    def set_lora_strength(self, name: str, strength: float) -> None:
+        """Change the strength of an adapter loaded with merge_lora=False (0: exactly the base model)."""
+        from ..lora import set_strength
+
+        set_strength(self.model.model.diffusion_model, name, strength)
+        for entry in self.info.get("lora", []):
+            if entry["name"] == name:
+                entry["strength"] = float(strength)
 
     # -------------------------------------------------------------------------------------- inputs
     def prepare_image(self, image: ImageLike, opts: Optional[SamplingOptions] = None) -> Image.Image:

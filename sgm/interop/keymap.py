@@ -78,7 +78,7 @@ def translate(key: str, rules: List[Rule], to_diffusers: bool) -> List[str]:
     return out
 
 
-def _unet_rules(layout: Layout) -> Iterator[Rule]:
+def unet_rules(layout: Layout) -> Iterator[Rule]:
     u = UNET_PREFIX
     yield from (Rule(u + "time_embed.0", "unet.time_embedding.linear_1"), Rule(u + "time_embed.2", "unet.time_embedding.linear_2"),
                 Rule(u + "label_emb.0.0", "unet.add_embedding.linear_1"), Rule(u + "label_emb.0.2", "unet.add_embedding.linear_2"),
@@ -168,7 +168,7 @@ def _clip_rules(layout: Layout) -> Iterator[Rule]:
 
 def rules(layout: Layout) -> List[Rule]:
     """The whole map for one architecture."""
-    return [*_unet_rules(layout), *_vae_rules(layout), *_clip_rules(layout)]
+    return [*unet_rules(layout), *_vae_rules(layout), *_clip_rules(layout)]
 
 
 def split_component(key: str) -> Tuple[str, str]:

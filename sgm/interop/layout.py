@@ -85,3 +85,16 @@ def layout_from_diffusers(folder: str) -> Layout:
                   vae_res_blocks=int(vae["layers_per_block"]),
                   temporal_decoder=vae["_class_name"] == "AutoencoderKLTemporalDecoder",
                   clip_layers=int(clip["num_hidden_layers"]))
+
+
+def layout_of_unet(network) -> Layout:
+    """The UNet part of the Layout, read off a built VideoUNet (the VAE and CLIP fields are 0): a level
+    ends at each Downsample block; a level has attention when its blocks hold a transformer."""
+    levels = [[]]
+    for block in network.input_blocks[1:]:
+        if type(block[0]).__name__ == "Downsample":
+            levels.append([])
+        else:
+            levels[-1].append(len(block) > 1)
+    return Layout(unet_attention=tuple(any(level) for level in levels), unet_res_blocks=len(levels[0]), vae_levels=0,
+                  vae_res_blocks=0, temporal_decoder=True, clip_layers=0)

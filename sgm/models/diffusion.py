@@ -44,6 +44,8 @@ class DiffusionEngine(pl.LightningModule):
     call. trainable_parameters: which network parameters train: "all" (default), "temporal"
     (the temporal layers of a video UNet: time_stack, time_mixer, time_pos_embed) or a list of
     regular expressions matched against names in `model.diffusion_model`; the EMA averages only those.
+    lora_config: train low-rank adapters instead ({targets, rank, alpha, name}, see
+    sgm.lora.training): the network's own weights are frozen and only the adapters train.
     """
 
     def __init__(self, network_config: Dict, denoiser_config: Dict, first_stage_config: Dict,
@@ -54,13 +56,18 @@ class DiffusionEngine(pl.LightningModule):
                  scale_factor: float = 1.0, disable_first_stage_autocast: bool = False, input_key: str = "jpg",
                  log_keys: Optional[List] = None, no_cond_log: bool = False, compile_model: bool = False,
                  en_and_decode_n_samples_a_time: Optional[int] = None,
-                 trainable_parameters: Union[str, Sequence[str]] = "all"):
+                 trainable_parameters: Union[str, Sequence[str]] = "all", lora_config: Optional[Dict] = None):
         super().__init__()
         self.log_keys = log_keys
         self.input_key = input_key
         self.optimizer_config = default(optimizer_config, {"target": "torch.optim.AdamW"})
         network = instantiate_from_config(network_config)
         self.model = get_obj_from_str(default(network_wrapper, OPENAIUNETWRAPPER))(network, compile_model=compile_model)
+        if lora_config is not None:
+            from ..lora.training import attach_training_lora
+
+            trainable_parameters = attach_training_lora(self.model.diffusion_model, lora_config, trainable_parameters)
+        self.lora_config = lora_config
         self.denoiser = instantiate_from_config(denoiser_config)
         self.sampler_config = sampler_config
         self.sampler = instantiate_from_config(sampler_config) if sampler_config is not None else None
