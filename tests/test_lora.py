@@ -262,3 +262,18 @@ def test_main_trains_only_the_adapter_and_writes_it_alone(tmp_path):
     assert all(torch.equal(trained[k], base[k]) for k in net)  # frozen
     lora_b = [v for k, v in load_file(str(adapter)).items() if k.endswith("lora_B.weight")]
     assert any(v.abs().max() > 0 for v in lora_b)  # trained (B starts at zero)
+
+
+def test_demo_lora_flag_applies_the_adapter(tmp_path):
+    from sgm.demo.cli import parse_args
+    from sgm.demo.launch import prepare
+    from tests.helpers import TINY_CONFIG
+    from tests.inference_helpers import tiny_checkpoint
+
+    adapter = make_adapter(tmp_path / "pan.safetensors")
+    settings = parse_args(["--config", str(TINY_CONFIG), "--ckpt", str(tiny_checkpoint()), "--lora", f"{adapter}:0.5",
+                           "--output-folder", str(tmp_path / "out")])
+    handlers = prepare(settings)
+    assert handlers.slot.pipe.info["lora"][0]["name"] == "pan" and handlers.slot.pipe.info["lora"][0]["strength"] == 0.5
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(TINY_CONFIG), "--lora", str(tmp_path / "missing.safetensors")])
