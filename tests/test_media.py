@@ -88,9 +88,13 @@ print(json.dumps(out))
 def test_same_frames_give_the_same_bytes_whatever_the_process_did_before(tmp_path):
     from sgm.data.curation.synthetic import write_video
 
-    rng = np.random.default_rng(5)  # a busy source for the curated clips
-    source = np.clip(rng.normal(128, 60, (32, 66, 86, 3)) + 4 * np.arange(32)[:, None, None, None], 0, 255)
-    write_video(tmp_path / "source.mp4", source.astype(np.uint8), 12.0)
+    # a source whose clip 3-29 the old curation encoder gave 3 different files in 4 encodes in one process
+    rng = np.random.default_rng(6)
+    h, w, _ = 2 * int(rng.integers(20, 120)), 2 * int(rng.integers(20, 200)), rng.integers(5, 40)  # 128x232
+    base = rng.integers(0, 255, (1, h // 4 + 1, w // 4 + 1, 3)).astype(np.float32)
+    source = np.repeat(np.repeat(base, 4, 1), 4, 2)[:, :h, :w] + rng.normal(0, 30, (32, h, w, 3))
+    source = np.clip(source + 5 * np.arange(32)[:, None, None, None], 0, 255).astype(np.uint8)
+    write_video(tmp_path / "source.mp4", source, 12.0)
     runs = []
     for name, seed, env_padding in (("a", 1, ""), ("b", 2, "x" * 5000)):
         folder = tmp_path / name
