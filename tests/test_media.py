@@ -60,6 +60,7 @@ def test_every_mp4_writer_is_faststart(tmp_path):
 # of blocky noise drifting brighter); each encode follows a different heap history and another encode.
 _CHILD = r"""
 import hashlib, json, sys
+from pathlib import Path
 import numpy as np
 from sgm.data.curation.config import OutputConfig
 from sgm.data.curation.encode import encode_clips
