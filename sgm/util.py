@@ -1,6 +1,7 @@
 """Small helpers shared by the whole package: config instantiation and tensor shape utilities."""
 import importlib
 import inspect
+import re
 from inspect import isfunction
 from typing import Any, Callable, Mapping, Optional
 
@@ -121,7 +122,9 @@ def instantiate_from_config(config: Any, **extra_kwargs) -> Any:
     """Build `config.target(**config.params)`.
 
     `config` is a mapping with a `target` (dotted import path) and optional `params`. The sgm markers
-    `__is_first_stage__` and `__is_unconditional__` give None. Errors name the bad target or parameter.
+    `__is_first_stage__` and `__is_unconditional__` give None. Errors name the bad target or parameter
+    (ValueError), also for a parameter that a constructor taking `**kwargs` passes on to one that
+    does not know it.
     """
     if config in ("__is_first_stage__", "__is_unconditional__"):
         return None
@@ -136,4 +139,10 @@ def instantiate_from_config(config: Any, **extra_kwargs) -> Any:
     params = {**params, **extra_kwargs}
     obj = get_obj_from_str(target)
     _check_params(target, obj, params)
-    return obj(**params)
+    try:
+        return obj(**params)
+    except TypeError as e:  # a constructor taking **kwargs passed an unknown name on to one that refuses it
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        if unknown is None or unknown.group(1) not in params:
+            raise
+        raise ValueError(f"{target} got unknown parameter {unknown.group(1)!r} in its config 'params'") from e

@@ -50,3 +50,28 @@ def test_append_dims():
     import torch
 
     assert append_dims(torch.ones(3), 4).shape == (3, 1, 1, 1)
+
+
+def _tiny_section(key):
+    from tests.helpers import tiny_config
+
+    return OmegaConf.to_container(OmegaConf.select(tiny_config(), key), resolve=True)
+
+
+@pytest.mark.parametrize("key,typo", [
+    ("model.params.first_stage_config", "max_batchsize"),                       # AutoencodingEngine
+    ("model.params.conditioner_config.params.emb_models.3.params.encoder_config", "max_batchsize"),  # via **kwargs
+    ("model.params.sampler_config", "s_churnn"),                                # EDMSampler(**kwargs) -> base
+    ("model.params.sampler_config.params.guider_config", "min_cfg"),
+])
+def test_a_typo_in_a_constructor_argument_is_a_value_error_naming_it(key, typo):
+    cfg = _tiny_section(key)
+    cfg["params"][typo] = 1
+    with pytest.raises(ValueError, match=typo):
+        instantiate_from_config(cfg)
+
+
+def test_sgm_autoencoder_training_options_are_accepted_and_ignored():
+    cfg = _tiny_section("model.params.first_stage_config")
+    cfg["params"].update(lr_g_factor=1.0, disc_start_iter=0, ckpt_engine=None)
+    instantiate_from_config(cfg)

@@ -9,6 +9,10 @@ import torch.nn as nn
 from ..util import default, instantiate_from_config
 
 logger = logging.getLogger(__name__)
+# sgm's autoencoder training options: accepted so the original configs load, without effect here.
+SGM_TRAINING_OPTIONS = ("optimizer_config", "lr_g_factor", "trainable_ae_params", "ae_optimizer_args",
+                        "trainable_disc_params", "disc_optimizer_args", "disc_start_iter", "diff_boost_factor",
+                        "ckpt_engine", "additional_decode_keys")
 
 
 class AutoencodingEngine(nn.Module):
@@ -29,6 +33,11 @@ class AutoencodingEngine(nn.Module):
                  monitor: Optional[str] = None, input_key: str = "jpg", ema_decay: Optional[float] = None,
                  **training_options):
         super().__init__()
+        unknown = sorted(set(training_options) - set(SGM_TRAINING_OPTIONS))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} got unknown parameter(s) {unknown}; it accepts encoder_config, "
+                             f"decoder_config, loss_config, regularizer_config, ckpt_path, max_batch_size, monitor, "
+                             f"input_key, ema_decay and, ignored, {', '.join(SGM_TRAINING_OPTIONS)}")
         self.encoder: nn.Module = instantiate_from_config(encoder_config)
         self.decoder: nn.Module = instantiate_from_config(decoder_config)
         self.loss: nn.Module = instantiate_from_config(default(loss_config, {"target": "torch.nn.Identity"}))
