@@ -9,7 +9,7 @@
    curriculum's training clips (<workdir>/distill).
 3. On the held-out clips (<workdir>/data/eval_videos, never trained on), each clip's first frame is animated
    with the same seed, hence the same initial noise, by: the teacher with 25 guided Euler steps (the
-   reference), the teacher with 4 guided steps, and the student with 1, 2 and 4 consistency steps, all
+   reference), the teacher with 1, 2 and 4 guided steps, and the student with 1, 2 and 4 consistency steps, all
    through sgm.inference.VideoPipeline. It reports each one's latent MSE and frame PSNR against the
    25-step teacher in <workdir>/distill_report.json.
 
@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -123,7 +123,7 @@ def evaluate(teacher_ckpt: Path, student_ckpt: Path, images: List[Path], seed: i
 
     teacher = VideoPipeline.load(config=str(REPO / TEACHER_CONFIG), ckpt=str(teacher_ckpt), device="cpu")
     student = VideoPipeline.load(config=str(REPO / STUDENT_CONFIG), ckpt=str(student_ckpt), device="cpu")
-    runs = {"teacher_4": (teacher, "euler", 4)}
+    runs = {f"teacher_{k}": (teacher, "euler", k) for k in STUDENT_STEPS}
     runs.update({f"student_{k}": (student, "consistency", k) for k in STUDENT_STEPS})
     per_clip: Dict[str, List[Dict]] = {name: [] for name in runs}
     for image in images:
@@ -142,14 +142,18 @@ def evaluate(teacher_ckpt: Path, student_ckpt: Path, images: List[Path], seed: i
             "mean": summary, "per_clip": per_clip}
 
 
-def run(workdir: Path, steps: int, lr: float, seed: int, clips: int, threads: int, log=print) -> Dict:
+def run(workdir: Path, steps: int, lr: float, seed: int, clips: int, threads: int, student: Optional[Path] = None,
+        log=print) -> Dict:
     import torch
 
     torch.set_num_threads(threads)
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     teacher = ensure_teacher(workdir, threads, log)
-    student = train_student(teacher, workdir, steps, lr, seed, threads, log)
+    if student is None:
+        student = train_student(teacher, workdir, steps, lr, seed, threads, log)
+    elif not student.is_file():
+        raise DistillError(f"--student {student} does not exist")
     log(f"[eval] {clips} held-out clips, same initial noise for every sampler")
     images = held_out_images(workdir, workdir / "distill_eval", clips)
     report = {"teacher": str(teacher), "student": str(student), "steps": steps, "learning_rate": lr, "seed": seed,
@@ -176,6 +180,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--clips", type=int, default=4, help="held-out clips to evaluate (default 4)")
     p.add_argument("--seed", type=int, default=23, help="seed of training and sampling (default 23)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    p.add_argument("--student", default=None,
+                   help="measure this student checkpoint instead of training one (e.g. <workdir>/distill/checkpoints/last.ckpt)")
     args = p.parse_args(argv)
     if args.steps < 1 or args.clips < 1:
         p.error("--steps and --clips must be at least 1")
@@ -186,7 +192,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
-        report = run(Path(args.workdir).resolve(), args.steps, args.lr, args.seed, args.clips, args.threads)
+        report = run(Path(args.workdir).resolve(), args.steps, args.lr, args.seed, args.clips, args.threads,
+                     Path(args.student).resolve() if args.student else None)
     except DistillError as e:
         print(f"toy distillation FAILED: {e}", file=sys.stderr)
         return 1

@@ -58,7 +58,7 @@ def test_teacher_grid_steps_are_evenly_spaced_points_of_the_teacher_grid():
 
 
 def test_sampler_one_call_per_step_without_guidance_and_reproducible():
-    sampler = ConsistencySampler(num_steps=3, device="cpu")
+    sampler = ConsistencySampler(num_steps=3, eta=1.0, device="cpu")
     calls = []
     x0 = torch.full((4, 4, 2, 2), 0.3)
 
@@ -76,6 +76,21 @@ def test_sampler_one_call_per_step_without_guidance_and_reproducible():
     s0 = sampler.discretization(1)[0]
     expect = sampler.boundary.apply(noise * (1 + s0**2) ** 0.5, x0, torch.full((4,), float(s0)))
     torch.testing.assert_close(one, expect)
+
+
+def test_eta_zero_follows_the_starting_noise_and_eta_one_draws_fresh_noise():
+    def denoiser(x, sigma, c):
+        return 0.5 * x / (1 + sigma.view(-1, 1, 1, 1) ** 2) ** 0.5  # any smooth x0 estimate
+
+    noise = torch.randn(2, 4, 3, 3, generator=torch.Generator().manual_seed(0))
+    runs = {}
+    for eta in (0.0, 1.0):
+        sampler = ConsistencySampler(num_steps=4, eta=eta, device="cpu")
+        runs[eta] = [sampler(denoiser, noise, {}, uc={}, generator=torch.Generator().manual_seed(g)) for g in (1, 2)]
+    assert torch.equal(runs[0.0][0], runs[0.0][1])  # deterministic in the starting noise
+    assert not torch.allclose(runs[1.0][0], runs[1.0][1])
+    with pytest.raises(ValueError, match="eta"):
+        ConsistencySampler(eta=1.5)
 
 
 # ------------------------------------------------------------------------------ loss and engine

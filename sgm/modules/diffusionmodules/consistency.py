@@ -90,24 +90,34 @@ class TeacherGridDiscretization:
 
 class ConsistencySampler(BaseDiffusionSampler):
     """Multistep consistency sampling (Song et al. 2023, Alg. 1): x0 = f(x, sigma_i), then re-noise x0 to
-    sigma_{i+1} with fresh noise; the last x0 is the sample. One network call per step and no guidance
-    (a distilled student carries the teacher's guidance).
+    sigma_{i+1}; the last x0 is the sample. One network call per step and no guidance (a distilled student
+    carries the teacher's guidance).
+
+    The re-noising noise is sqrt(1 - eta^2) eps_hat + eta z, with eps_hat = (x - x0) / sigma_i the noise
+    the step removed and z fresh noise (the gamma of Trajectory Consistency Distillation, Zheng et al.
+    2024). eta = 1 is Song et al.'s sampler (each step draws a new sample around x0); eta = 0 stays on the
+    trajectory of the starting noise, like DDIM, so the video is a deterministic function of that noise
+    and more steps refine the same video the one-step student and the teacher make from it.
 
     num_steps: default number of steps (1 to num_teacher_steps). num_teacher_steps, discretization_config:
     the teacher's grid the student was distilled on (see TeacherGridDiscretization). boundary_config:
-    params of ConsistencyBoundary, the same as in the distillation loss. guider_config: IdentityGuider by
-    default; a guider here would apply guidance a second time. verbose, device: as BaseDiffusionSampler.
+    params of ConsistencyBoundary, the same as in the distillation loss. eta: in [0, 1], see above.
+    guider_config: IdentityGuider by default; a guider here would apply guidance a second time.
+    verbose, device: as BaseDiffusionSampler.
     """
 
     def __init__(self, num_steps: Optional[int] = 4, num_teacher_steps: int = 25,
                  discretization_config: Optional[Dict] = None, boundary_config: Optional[Dict] = None,
-                 guider_config: Optional[Dict] = None, verbose: bool = False, device: str = "cuda"):
+                 eta: float = 0.0, guider_config: Optional[Dict] = None, verbose: bool = False, device: str = "cuda"):
         super().__init__(discretization_config=default(discretization_config, TEACHER_DISCRETIZATION),
                          num_steps=num_steps, guider_config=default(guider_config, IDENTITY_GUIDER),
                          verbose=verbose, device=device)
         self.discretization = TeacherGridDiscretization(default(discretization_config, TEACHER_DISCRETIZATION),
                                                         num_teacher_steps)
         self.boundary = ConsistencyBoundary(**(boundary_config or {}))
+        if not 0.0 <= eta <= 1.0:
+            raise ValueError(f"eta must be in [0, 1], got {eta}")
+        self.eta = eta
 
     def sampler_step(self, sigma: torch.Tensor, next_sigma: torch.Tensor, denoiser: Callable, x: torch.Tensor,
                      cond: Dict, uc: Optional[Dict] = None) -> torch.Tensor:
@@ -115,7 +125,10 @@ class ConsistencySampler(BaseDiffusionSampler):
         x0 = self.boundary.apply(x, self.denoise(x, denoiser, sigma, cond, uc), sigma)
         if float(next_sigma.max()) == 0.0:
             return x0
-        return x0 + self.noise_sampler(x0) * append_dims(next_sigma, x0.ndim)
+        eps = (x - x0) / append_dims(sigma, x.ndim)  # the noise this step removed
+        if self.eta > 0:
+            eps = (1 - self.eta**2) ** 0.5 * eps + self.eta * self.noise_sampler(x0)
+        return x0 + eps * append_dims(next_sigma, x0.ndim)
 
     def run_step(self, i, x, s_in, sigmas, denoiser, cond, uc, state):
         return self.sampler_step(s_in * sigmas[i], s_in * sigmas[i + 1], denoiser, x, cond, uc)
