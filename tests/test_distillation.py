@@ -198,3 +198,38 @@ def test_main_trains_a_student_that_the_sampling_script_samples(tmp_path):
     settings = json.loads((tmp_path / "out" / "red.json").read_text())
     assert settings["sampler"] == "consistency" and settings["num_steps"] == 2
     assert (tmp_path / "out" / "red.mp4").stat().st_size > 0
+
+
+def test_demo_samples_a_student_with_its_consistency_sampler(tmp_path):
+    """The demo takes the sampler from the model's config: a student config samples with consistency
+    steps and one network call per step (no guidance batch), whatever the page's guidance fields say."""
+    from PIL import Image
+
+    from sgm.demo.form import FormValues
+    from sgm.demo.handlers import DemoHandlers
+    from sgm.demo.messages import Kind
+    from sgm.demo.models import ModelChoice, ModelSlot, model_choices
+    from sgm.inference import VideoPipeline
+
+    engine = toy_engine().eval()
+    batches = []
+    forward = engine.model.diffusion_model.forward
+
+    def counting(x, *args, **kwargs):
+        batches.append(x.shape[0])
+        return forward(x, *args, **kwargs)
+
+    engine.model.diffusion_model.forward = counting
+    pipe = VideoPipeline(engine, OmegaConf.load(TOY))
+    slot = ModelSlot(lambda **kw: pipe)
+    launch = ModelChoice(config=str(TOY))
+    slot.load(launch)
+    handlers = DemoHandlers(slot, model_choices(launch), str(tmp_path / "out"))
+    Image.new("RGB", (64, 64), (20, 200, 60)).save(tmp_path / "in.png")
+    values = FormValues(num_frames=4, num_steps=3, fps_id=6, motion_bucket_id=127, cond_aug=0.02, min_cfg=1.0,
+                        max_cfg=2.5, seed=7, decoding_t=4, width=64, height=64, crop_x=0.5, crop_y=0.5)
+    mp4, files, message = handlers.generate(str(tmp_path / "in.png"), values, [])
+    assert message.kind == Kind.DONE, message
+    assert batches == [4, 4, 4]  # 3 steps of 4 frames, no unconditional half
+    settings = json.loads(Path(files[-1]).read_text())
+    assert settings["num_steps"] == 3 and settings["sampler"] == "consistency"
