@@ -179,3 +179,11 @@ def test_temporary_clips_of_a_killed_run_are_removed(curated, tmp_path):
     build_shards(work, tmp_path / "out", cfg, progress=False)
     assert not stale.exists() and not list(cache.glob("*.tmp"))
     assert len(list(cache.glob("*.mp4"))) == 4
+
+
+def test_cli_refuses_an_empty_ray_address(curated, tmp_path, capsys):
+    from scripts.data.curate import main
+
+    root, _, _ = curated
+    assert main(["run", str(root / "in"), "--out", str(tmp_path), "--ray-address", " "]) == 2
+    assert "--ray-address is empty" in capsys.readouterr().err

@@ -46,14 +46,14 @@ def parse_args(argv=None):
                        help="run the per-video tasks as Ray Data tasks on a Ray cluster (--ray-address, else RAY_ADDRESS, "
                             "else a local Ray); --work must be on storage every node sees")
         p.add_argument("--ray-address", default=None, metavar="ADDRESS",
-                       help="the cluster for --ray, e.g. auto (a cluster started on this node) or ray://head:10001")
+                       help="the cluster for --ray, e.g. auto or <head ip>:6379 (from a node of that cluster)")
     return parser.parse_args(argv)
 
 
 def _connect_ray(address) -> None:
     """Join the Ray cluster at `address` (None: RAY_ADDRESS, else a new local one); ValueError says why not."""
     if address is not None and not address.strip():
-        raise ValueError("--ray-address is empty; give the cluster's address, e.g. auto or ray://head:10001")
+        raise ValueError("--ray-address is empty; give the cluster's address, e.g. auto or <head ip>:6379")
     try:
         import ray
     except ImportError:
