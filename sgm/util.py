@@ -3,11 +3,13 @@ import importlib
 import inspect
 import re
 from inspect import isfunction
-from typing import Any, Callable, Mapping, Optional
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import torch
 
 __all__ = [
+    "configs_dir",
     "append_dims",
     "append_zero",
     "count_params",
@@ -18,6 +20,12 @@ __all__ = [
     "get_obj_from_str",
     "instantiate_from_config",
 ]
+
+
+def configs_dir() -> Path:
+    """The shipped configs (`sgm/configs`: in a source checkout a link to the top-level configs/, in an
+    installed package a copy of it)."""
+    return (Path(__file__).resolve().parent / "configs").resolve()
 
 
 def exists(x: Any) -> bool:

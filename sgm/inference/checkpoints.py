@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
+from ..util import configs_dir
 from .errors import MissingCheckpointError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -12,7 +13,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True)
 class Version:
-    """config: path relative to the repository. filename: the official checkpoint file. source:
+    """config: path relative to the configs folder (configs/ in the repository, shipped in the
+    package as sgm/configs). filename: the official checkpoint file. source:
     the Hugging Face repository that publishes it."""
 
     config: str
@@ -22,13 +24,13 @@ class Version:
 
 _HF = "https://huggingface.co/stabilityai/"
 VERSIONS = {
-    "svd": Version("configs/inference/svd.yaml", "svd.safetensors", _HF + "stable-video-diffusion-img2vid"),
-    "svd_image_decoder": Version("configs/inference/svd_image_decoder.yaml", "svd_image_decoder.safetensors",
+    "svd": Version("inference/svd.yaml", "svd.safetensors", _HF + "stable-video-diffusion-img2vid"),
+    "svd_image_decoder": Version("inference/svd_image_decoder.yaml", "svd_image_decoder.safetensors",
                                  _HF + "stable-video-diffusion-img2vid"),
-    "svd_xt": Version("configs/inference/svd_xt.yaml", "svd_xt.safetensors", _HF + "stable-video-diffusion-img2vid-xt"),
-    "svd_xt_image_decoder": Version("configs/inference/svd_xt_image_decoder.yaml", "svd_xt_image_decoder.safetensors",
+    "svd_xt": Version("inference/svd_xt.yaml", "svd_xt.safetensors", _HF + "stable-video-diffusion-img2vid-xt"),
+    "svd_xt_image_decoder": Version("inference/svd_xt_image_decoder.yaml", "svd_xt_image_decoder.safetensors",
                                     _HF + "stable-video-diffusion-img2vid-xt"),
-    "svd_xt_1_1": Version("configs/inference/svd_xt_1_1.yaml", "svd_xt_1_1.safetensors",
+    "svd_xt_1_1": Version("inference/svd_xt_1_1.yaml", "svd_xt_1_1.safetensors",
                           _HF + "stable-video-diffusion-img2vid-xt-1-1"),
 }
 
@@ -36,7 +38,7 @@ VERSIONS = {
 def version_config(version: str) -> Path:
     if version not in VERSIONS:
         raise ValueError(f"unknown version {version!r}; choose one of {', '.join(VERSIONS)} or pass a config")
-    return REPO_ROOT / VERSIONS[version].config
+    return configs_dir() / VERSIONS[version].config
 
 
 def config_checkpoint(cfg: Mapping) -> Optional[str]:
