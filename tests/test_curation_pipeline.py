@@ -28,7 +28,7 @@ def curated(tmp_path_factory):
 def test_corrupt_file_is_reported_and_the_rest_processed(curated, caplog):
     root, counts, summary = curated
     assert counts == {"analysed": 3, "skipped_done": 0, "unreadable": 1, "clips": 6}
-    assert summary["videos"]["unreadable"] == 1
+    assert summary["videos"]["unreadable"] == 1 and summary["videos"]["truncated"] == []  # whole videos are not "truncated"
     (error,) = summary["videos"]["errors"]
     assert error["path"].endswith("bad.mp4") and error["error"]
     assert "bad.mp4" in (root / "out" / "summary.md").read_text()

@@ -91,6 +91,8 @@ def scan_video(path: Union[str, Path], decode: DecodeConfig, cuts: CutConfig, mo
     truncated = None
     if frames.error is not None:
         truncated = f"decoding stopped after {count} frames: {frames.error}"
+    elif count < info.num_frames:  # a threaded decoder can end at the damage without an error
+        truncated = f"decoding stopped after {count} of the {info.num_frames} frames the container declares"
     info.num_frames = count
     info.duration = count / info.fps
     return ScanResult(info=info, cuts=detector.finish(), samples=samples, truncated=truncated)
