@@ -15,7 +15,8 @@ goes through `VideoWriter`, so they all share two properties:
   the length of LD_LIBRARY_PATH. Every encode was identical with x264's assembly limited to AVX2, or with
   the macroblock tree off. Turning the tree off costs up to 2x the file size at the same crf and quality
   (a smooth pan, PSNR 34.6 dB: 67 kB instead of 30 kB), so where `/proc/cpuinfo` shows AVX-512 we limit
-  x264 to AVX2 code (25 frames of 576x320 at preset medium: 1.05 s instead of 1.0 s); on an x86 CPU whose flags cannot be read we turn the tree off.
+  x264 to AVX2 code (25 frames of 576x320 at preset medium: 1.05 s instead of 1.0 s); on an x86 CPU whose
+  flags cannot be read we turn the tree off.
   x264 also runs on one thread. The bytes are the same on one machine and library build; another CPU may
   take other assembly paths and give other (equally reproducible) bytes.
 """

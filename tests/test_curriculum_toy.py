@@ -1,7 +1,6 @@
 """The toy curriculum (scripts/toy_curriculum.py): its loss bookkeeping, and the whole run end to end."""
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest

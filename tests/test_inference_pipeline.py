@@ -137,7 +137,8 @@ def test_prepare_image_is_the_conditioning_crop(pipe, images):
     opts = SamplingOptions(seed=1, crop_offset=(0.0, 0.0))
     crop = pipe.prepare_image(images[0], opts)
     assert crop.size == (pipe.defaults.width, pipe.defaults.height) and crop.mode == "RGB"
-    assert np.array_equal(np.asarray(crop), np.asarray(pipe.generate(images[0], SamplingOptions(num_steps=1, crop_offset=(0.0, 0.0))).input_image))
+    result = pipe.generate(images[0], SamplingOptions(num_steps=1, crop_offset=(0.0, 0.0)))
+    assert np.array_equal(np.asarray(crop), np.asarray(result.input_image))
 
 
 def test_cuda_out_of_memory_becomes_an_actionable_error(pipe, images, monkeypatch):

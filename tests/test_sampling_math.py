@@ -84,7 +84,8 @@ def test_legacy_ddpm_discretization_matches_alphas():
 
 def test_discrete_denoiser_snaps_to_training_levels():
     dd = DiscreteDenoiser(scaling_config={"target": "sgm.modules.diffusionmodules.denoiser_scaling.EpsScaling"},
-                          num_idx=1000, discretization_config={"target": "sgm.modules.diffusionmodules.discretizer.LegacyDDPMDiscretization"})
+                          num_idx=1000,
+                          discretization_config={"target": "sgm.modules.diffusionmodules.discretizer.LegacyDDPMDiscretization"})
     idx = torch.tensor([0, 10, 999])
     sig = dd.idx_to_sigma(idx)
     assert torch.equal(dd.sigma_to_idx(sig * 1.0001), idx)

@@ -1,7 +1,6 @@
 """Structural properties of the video model that hold for any size, frame count and weights."""
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from sgm.util import instantiate_from_config
 from tests.helpers import build_tiny_model, fill_deterministic_, tiny_config

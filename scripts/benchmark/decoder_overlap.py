@@ -74,7 +74,8 @@ def main():
                 out = decode_chunked(decode, z, args.decoding_t, overlap)
                 seconds = time.perf_counter() - t0
                 diff = (out - whole).abs()  # (T, 3, H, W)
-                seams = sorted({k for _, _, ks, ke in chunk_windows(args.frames, args.decoding_t, overlap) for k in (ks - 1, ks) if 0 < ks < args.frames})
+                windows = chunk_windows(args.frames, args.decoding_t, overlap)
+                seams = sorted({k for _, _, ks, ke in windows for k in (ks - 1, ks) if 0 < ks < args.frames})
                 per_frame = diff.flatten(1).max(1).values
                 rows.append({"seed": seed, "overlap": overlap, "max_err": diff.max().item(), "mean_err": diff.mean().item(),
                              "seam_max_err": per_frame[seams].max().item() if seams else 0.0,

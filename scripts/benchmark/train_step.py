@@ -117,7 +117,8 @@ def main(argv=None) -> None:
         "config": str(Path(config).relative_to(REPO) if Path(config).is_absolute() else config),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "frames": t, "height": h, "width": w, "batch": args.batch, "precision": precision,
-        "checkpointing": not args.no_checkpointing, "ema": model.use_ema, "trainable": args.trainable, "trainable_params_m": round(n_train / 1e6, 1),
+        "checkpointing": not args.no_checkpointing, "ema": model.use_ema, "trainable": args.trainable,
+        "trainable_params_m": round(n_train / 1e6, 1),
         "sec_per_step_median": round(statistics.median(times), 4), "sec_per_step_all": [round(x, 4) for x in times],
         peak_kind: round(peak, 2), "loss": loss.item(),
     }))

@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default cuda when available)")
     g.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"], help="weights dtype (default fp16 on cuda, fp32 on cpu)")
     g.add_argument("--offload", action="store_true", help="keep the model in CPU memory; each part visits the GPU only while it runs")
-    g.add_argument("--ff_chunk", type=int, default=None, help="run transformer MLPs over this many tokens at a time (less memory, same output)")
+    g.add_argument("--ff_chunk", type=int, default=None,
+                   help="run transformer MLPs over this many tokens at a time (less memory, same output)")
     g.add_argument("--random_weights", action="store_true", help="no checkpoint: random weights (for tests and timing only)")
     g = p.add_argument_group("sampling (default: the model config's sampling: section)")
     g.add_argument("--num_frames", type=int, default=None)

@@ -1,7 +1,6 @@
 """Autoencoders of the first stage and of the conditioning frame (frozen in SVD)."""
 import logging
-import math
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn

@@ -267,7 +267,8 @@ class UNetBase(nn.Module):
                 layers.append(attention(ch, level, index) if ds in attention_resolutions else None)
                 if level and index == num_res_blocks[level]:
                     layers.append(make_resblock(ch, ch, up=True) if resblock_updown
-                                  else Upsample(ch, conv_resample, dims=dims, out_channels=ch, **({"third_up": True} if time_downup else {})))
+                                  else Upsample(ch, conv_resample, dims=dims, out_channels=ch,
+                                                **({"third_up": True} if time_downup else {})))
                     ds //= 2
                 self.output_blocks.append(block(*layers))
 

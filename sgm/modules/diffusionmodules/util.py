@@ -106,6 +106,7 @@ class AlphaBlender(nn.Module):
         )
         return rearrange(alpha, self.rearrange_pattern)
 
-    def forward(self, x_spatial: torch.Tensor, x_temporal: torch.Tensor, image_only_indicator: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x_spatial: torch.Tensor, x_temporal: torch.Tensor,
+                image_only_indicator: Optional[torch.Tensor] = None) -> torch.Tensor:
         alpha = self.get_alpha(image_only_indicator).to(x_spatial.dtype)
         return alpha * x_spatial + (1.0 - alpha) * x_temporal

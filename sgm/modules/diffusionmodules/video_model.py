@@ -4,7 +4,6 @@ learned alpha (Blattmann et al. 2023, "Stable Video Diffusion", Sec. 3 and App. 
 from typing import List, Optional, Sequence, Union
 
 import torch
-import torch.nn as nn
 from einops import rearrange
 
 from ..video_attention import SpatialVideoTransformer

@@ -24,7 +24,8 @@ class GeneralConditioner(nn.Module):
     emb_models: list of embedder configs. Each entry has `target`/`params` and: `input_key` (or
     `input_keys`) naming its batch entry; `is_trainable` (default False: frozen, always eval);
     `ucg_rate` (probability, per item, of zeroing the embedding in training, for classifier-free
-    guidance; applied in training mode or when `forward(..., dropout=True)`, never in eval mode); `ucg_group` (a name: embedders of one group are dropped together, for the same items,
+    guidance; applied in training mode or when `forward(..., dropout=True)`, never in eval mode);
+    `ucg_group` (a name: embedders of one group are dropped together, for the same items,
     so that training sees the fully unconditional input that guidance uses; they must share `ucg_rate`);
     `legacy_ucg_value` (instead of zeroing, replace the raw input, e.g. a caption by "");
     `output_key` (override of the embedder's declared output key).
