@@ -105,6 +105,20 @@ def test_sampling_and_decoding(tiny_case, golden):
 
 
 @torch.no_grad()
+def test_sample_video_gives_the_golden_samples(tiny_case, golden):
+    """The one sampling path (DiffusionEngine.sample_video) from the raw batch to the golden latents."""
+    model, t, meta = tiny_case
+    T, ca = int(meta["T"]), float(meta["cond_aug"])
+    image = t["input.image"]
+    batch = {"cond_frames_without_noise": image, "cond_frames": image + ca * t["input.cond_noise"],
+             "fps_id": torch.tensor([int(meta["fps_id"])] * T), "motion_bucket_id": torch.tensor([int(meta["motion"])] * T),
+             "cond_aug": torch.tensor([ca] * T), "num_video_frames": T}
+    z = model.sample_video(batch, T, t["input.randn"], num_steps=int(meta["steps"]), min_cfg=float(meta["min_cfg"]),
+                           max_cfg=float(meta["max_cfg"]), uc_keys=["cond_frames", "cond_frames_without_noise"])
+    golden.compare("samples.z", z, t["samples.z"])
+
+
+@torch.no_grad()
 def test_conditioning_frame_encoder(tiny_case, golden):
     model, t, _ = tiny_case
     encoder = model.conditioner.embedders[3].encoder

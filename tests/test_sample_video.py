@@ -100,3 +100,19 @@ def test_call_chain_from_the_cli_to_the_unet_is_short(tmp_path, monkeypatch):
                  "--output_folder", str(tmp_path / "out"), "--num_frames", "2", "--num_steps", "1", "--width", "64",
                  "--height", "64", "--device", "cpu"]) == 0
     assert depths and max(depths) < 13, depths
+
+
+@torch.no_grad()
+def test_training_logger_samples_image_models_through_the_same_path():
+    """An image model (curriculum stage 1: text-conditioned UNetModel) samples through sample_video too."""
+    from omegaconf import OmegaConf
+
+    from sgm.training.video_logger import sample_like_batch
+    from sgm.util import instantiate_from_config
+    from tests.helpers import REPO
+
+    torch.manual_seed(0)
+    model = instantiate_from_config(OmegaConf.load(REPO / "configs/curriculum/toy/stage1_image.yaml").model).eval()
+    batch = {"jpg": torch.rand(2, 3, 64, 64) * 2 - 1, "txt": ["a red ball", "a blue cube"]}
+    out = sample_like_batch(model, batch, num_videos=2, num_steps=2)
+    assert out.shape == (2, 1, 3, 64, 64) and torch.isfinite(out).all()
