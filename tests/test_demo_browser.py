@@ -251,6 +251,6 @@ def test_api_lists_the_sampling_inputs_by_name(app):
     api = Client(app.url, verbose=False).view_api(print_info=False, return_format="dict")
     names = [p["parameter_name"] for p in api["named_endpoints"]["/generate"]["parameters"]]
     assert names == ["image", "formats", "crop_x", "crop_y", "width", "height", "num_frames", "num_steps", "fps_id",
-                     "motion_bucket_id", "cond_aug", "min_cfg", "max_cfg", "decoding_t", "seed"]
+                     "motion_bucket_id", "cond_aug", "min_cfg", "max_cfg", "decoding_t", "total_frames", "seed"]
     assert [p["parameter_name"] for p in api["named_endpoints"]["/preview"]["parameters"]] == [
         "image", "width", "height", "crop_x", "crop_y"]

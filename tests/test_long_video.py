@@ -160,3 +160,14 @@ def test_chained_video_needs_the_memory_of_one_clip():
         pipe.generate(image, opts)
         peaks.append(torch.cuda.max_memory_allocated() - base)
     assert peaks[1] <= 1.1 * peaks[0] + 2**20, peaks
+
+
+def test_demo_total_frames_control():
+    from sgm.demo.form import FormValues
+
+    values = dict(num_frames=4, num_steps=2, fps_id=6, motion_bucket_id=127, cond_aug=0.02, min_cfg=1.0, max_cfg=2.5,
+                  seed=7, decoding_t=4, width=128, height=64, crop_x=0.5, crop_y=0.5)
+    assert FormValues(**values).to_options().total_frames is None  # the control left at 0: one clip
+    assert FormValues(**values, total_frames=12.0).to_options().total_frames == 12
+    with pytest.raises(ValueError, match="total frames must be a whole number"):
+        FormValues(**values, total_frames=2.5).to_options()

@@ -27,6 +27,7 @@ class FormValues:
     height: float
     crop_x: float
     crop_y: float
+    total_frames: float = 0  # 0: one clip
 
     def to_options(self):
         """Validated `SamplingOptions`; ValueError names the control and its valid range."""
@@ -46,7 +47,8 @@ class FormValues:
                                cond_aug=float(self.cond_aug), seed=seed, decoding_t=whole("decoding_t", self.decoding_t),
                                height=whole("height", self.height), width=whole("width", self.width),
                                min_cfg=float(self.min_cfg), max_cfg=float(self.max_cfg),
-                               crop_offset=(float(self.crop_x), float(self.crop_y)))
+                               crop_offset=(float(self.crop_x), float(self.crop_y)),
+                               total_frames=whole("total frames", self.total_frames or 0) or None)
         opts.validate()
         return opts
 

@@ -17,18 +17,25 @@ SLIDERS = (
     ("min_cfg", "Min CFG", 0.0, 10.0, 0.1, "guidance scale on the first frame"),
     ("max_cfg", "Max CFG", 0.0, 10.0, 0.1, "guidance scale on the last frame"),
     ("decoding_t", "decoding_t", 1, 64, 1, "frames decoded at once (lower: less memory)"),
+    ("total_frames", "Total frames", 0, 256, 1, "0: one clip; more than Frames: clips chained into one video"),
 )
 SIZE_SLIDERS = (("width", "Width", 64, 2048, 64), ("height", "Height", 64, 2048, 64))
 # The names `/generate` takes in Gradio's API, in the order of its inputs (on_generate's parameters).
 GENERATE_PARAMETERS = ("image", "formats", "crop_x", "crop_y", "width", "height", "num_frames", "num_steps", "fps_id",
-                       "motion_bucket_id", "cond_aug", "min_cfg", "max_cfg", "decoding_t", "seed")
+                       "motion_bucket_id", "cond_aug", "min_cfg", "max_cfg", "decoding_t", "total_frames", "seed")
 VIDEO_HEIGHT = 400  # pixels: the Generate button, the video and the message fit in a 1280x800 window
 CSS = "#message p { margin: 0.2em 0; } #model-status p { margin: 0.2em 0; }"
 
 
 def _defaults_values(opts) -> list:
     """Slider values for SamplingOptions `opts`, in SLIDERS + SIZE_SLIDERS order."""
-    return [getattr(opts, name) for name, *_ in SLIDERS] + [getattr(opts, name) for name, *_ in SIZE_SLIDERS]
+    return [_value(opts, name) for name, *_ in SLIDERS] + [getattr(opts, name) for name, *_ in SIZE_SLIDERS]
+
+
+def _value(opts, name: str):
+    """The slider value of option `name`: total_frames None (one clip) shows as 0."""
+    value = getattr(opts, name)
+    return 0 if value is None and name == "total_frames" else value
 
 
 def build_demo(handlers: DemoHandlers, max_queue: int = 16):
@@ -75,7 +82,7 @@ def build_demo(handlers: DemoHandlers, max_queue: int = 16):
                     sliders = []
                     for pair in range(0, len(SLIDERS), 2):  # two controls a row
                         with gr.Row():
-                            sliders += [gr.Slider(lo, hi, value=getattr(defaults, name), step=step, label=label,
+                            sliders += [gr.Slider(lo, hi, value=_value(defaults, name), step=step, label=label,
                                                   info=info, elem_id=name)
                                         for name, label, lo, hi, step, info in SLIDERS[pair:pair + 2]]
                     with gr.Row():
@@ -109,11 +116,11 @@ def build_demo(handlers: DemoHandlers, max_queue: int = 16):
                              api_name="preview" if i == 0 else None, api_visibility="public" if i == 0 else "private")
 
         def on_generate(image, formats, crop_x, crop_y, width, height, num_frames, num_steps, fps_id, motion_bucket_id,
-                        cond_aug, min_cfg, max_cfg, decoding_t, seed, progress=gr.Progress()):
+                        cond_aug, min_cfg, max_cfg, decoding_t, total_frames, seed, progress=gr.Progress()):
             form = FormValues(num_frames=num_frames, num_steps=num_steps, fps_id=fps_id,
                               motion_bucket_id=motion_bucket_id, cond_aug=cond_aug, min_cfg=min_cfg, max_cfg=max_cfg,
                               seed=seed, decoding_t=decoding_t, width=width, height=height, crop_x=crop_x,
-                              crop_y=crop_y)
+                              crop_y=crop_y, total_frames=total_frames)
 
             def report(step: int, total: int, stage: str) -> None:
                 progress((step, total), desc=stage.capitalize(), unit="steps" if stage == "sampling" else "chunks")
