@@ -72,8 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--decoding_overlap", type=int, default=None, help="context frames on each side of a decoding chunk")
     g.add_argument("--height", type=int, default=None)
     g.add_argument("--width", type=int, default=None)
-    g.add_argument("--min_cfg", type=float, default=None, help="guidance scale on the first frame")
-    g.add_argument("--max_cfg", type=float, default=None, help="guidance scale on the last frame")
+    g.add_argument("--min_cfg", type=float, default=None,
+                   help="lowest per-frame guidance scale: on the first frame (SVD's linear guider), at both ends for a "
+                        "triangle or trapezoid guider")
+    g.add_argument("--max_cfg", type=float, default=None,
+                   help="highest per-frame guidance scale: on the last frame (SVD's linear guider), at the peak for a "
+                        "triangle or trapezoid guider; a VanillaCFG model's one scale")
     g.add_argument("--sampler", default=None, choices=SAMPLER_NAMES)
     g.add_argument("--crop_offset", type=parse_crop_offset, default=(0.5, 0.5),
                    help="'x,y' in [0, 1]: where to crop after resizing to cover (0 left/top, 0.5 centre)")

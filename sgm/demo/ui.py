@@ -14,8 +14,8 @@ SLIDERS = (
     ("fps_id", "fps_id", 0, 29, 1, "frame-rate conditioning; the video plays at fps_id + 1 fps"),
     ("motion_bucket_id", "Motion bucket", 0, 255, 1, "more motion when higher"),
     ("cond_aug", "cond_aug", 0.0, 1.0, 0.01, "noise on the input frame (more freedom from it when higher)"),
-    ("min_cfg", "Min CFG", 0.0, 10.0, 0.1, "guidance scale on the first frame"),
-    ("max_cfg", "Max CFG", 0.0, 10.0, 0.1, "guidance scale on the last frame"),
+    ("min_cfg", "Min CFG", 0.0, 10.0, 0.1, "lowest per-frame guidance scale (first frame for SVD)"),
+    ("max_cfg", "Max CFG", 0.0, 10.0, 0.1, "highest per-frame guidance scale (last frame for SVD)"),
     ("decoding_t", "decoding_t", 1, 64, 1, "frames decoded at once (lower: less memory)"),
     ("total_frames", "Total frames", 0, 256, 1, "0: one clip; more than Frames: clips chained into one video"),
 )
