@@ -277,3 +277,23 @@ def test_demo_lora_flag_applies_the_adapter(tmp_path):
     assert handlers.slot.pipe.info["lora"][0]["name"] == "pan" and handlers.slot.pipe.info["lora"][0]["strength"] == 0.5
     with pytest.raises(SystemExit):
         parse_args(["--config", str(TINY_CONFIG), "--lora", str(tmp_path / "missing.safetensors")])
+
+
+@pytest.mark.parametrize("direction", ["left", "right", "up", "down"])
+def test_toy_clips_with_a_direction_all_move_that_way(direction):
+    """The motion-LoRA data (sgm.data.synthetic direction=...) and the displacement measure of
+    scripts/lora_toy_motion.py agree: every clip moves `direction`, never stands still."""
+    import numpy as np
+
+    from scripts.lora_toy_motion import UNIT, displacement
+    from sgm.data.synthetic import render_toy_video
+
+    for i in range(8):
+        frames, meta = render_toy_video(np.random.default_rng([3, i]), 128, 128, fps=6.0, num_frames=4,
+                                        direction=direction, speeds=(0.25, 0.5))
+        d = np.array(displacement(frames[0], frames[-1]))
+        expected = meta["speed_px_per_s"] * 3 / 6.0  # 3 frame intervals at 6 fps
+        assert meta["direction"] == direction and meta["motion_score"] > 0
+        assert abs(d @ np.array(UNIT[direction]) - expected) <= 1 and abs(d @ np.array(UNIT[direction])[::-1]) <= 1
+    with pytest.raises(ValueError, match="direction must be one of"):
+        render_toy_video(np.random.default_rng(0), 64, 64, fps=6.0, num_frames=2, direction="sideways")

@@ -31,6 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=3.0, help="video length in seconds (default 3)")
     p.add_argument("--num-frames", type=int, default=None, help="fixed frames per video (overrides --duration)")
     p.add_argument("--fps", type=float, nargs="+", default=[12, 24, 30], help="source frame rates to draw from")
+    p.add_argument("--direction", choices=["left", "right", "up", "down"], default=None,
+                   help="every shape moves this way (data for a motion LoRA, docs/lora.md); default: drawn per video")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed -> identical shards)")
     p.add_argument("--prefix", default=None, help="shard name prefix (default toy-video / toy-image)")
     return p.parse_args(argv)
@@ -58,6 +60,7 @@ def main(argv=None) -> None:
             seed=args.seed,
             duration=args.duration,
             fps_choices=args.fps,
+            direction=args.direction,
             prefix=args.prefix or "toy-video",
         )
     first, last = paths[0].name, paths[-1].name

@@ -85,12 +85,20 @@ def _pick(rng: np.random.Generator, options: Sequence):
 
 
 def render_toy_video(
-    rng: np.random.Generator, height: int, width: int, fps: float, num_frames: int
+    rng: np.random.Generator, height: int, width: int, fps: float, num_frames: int, direction: Optional[str] = None,
+    speeds: Optional[Sequence[float]] = None,
 ) -> Tuple[np.ndarray, dict]:
-    """Draw one moving-shape video (num_frames, height, width, 3) uint8 and its metadata (caption, speed, ...)."""
+    """Draw one moving-shape video (num_frames, height, width, 3) uint8 and its metadata (caption, speed, ...).
+    direction: every shape moves this way (one of DIRECTIONS); default drawn. speeds: frame widths per
+    second to draw from (default: the keys of SPEED_LEVELS, without 0 when a direction is given)."""
+    if direction is not None and direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    if speeds is None and direction is not None:
+        speeds = [v for v in SPEED_LEVELS if v > 0]
     shape, colour, background = _pick(rng, SHAPES), _pick(rng, list(COLOURS)), _pick(rng, list(BACKGROUNDS))
-    speed = float(_pick(rng, list(SPEED_LEVELS)))  # frame widths per second
-    direction = _pick(rng, list(DIRECTIONS))
+    speed = float(_pick(rng, list(SPEED_LEVELS if speeds is None else speeds)))  # frame widths per second
+    drawn = _pick(rng, list(DIRECTIONS))
+    direction = direction or drawn
     radius = max(2.0, float(min(height, width)) * float(rng.uniform(0.12, 0.2)))
     cx0, cy0 = float(rng.uniform(0, width)), float(rng.uniform(0, height))
     speed_px = speed * width  # pixels per second, along either axis
@@ -104,7 +112,7 @@ def render_toy_video(
     if speed == 0:
         caption = f"a {colour} {shape} standing still"
     else:
-        caption = f"a {colour} {shape} moving {direction} {SPEED_LEVELS[speed]}"
+        caption = f"a {colour} {shape} moving {direction} {SPEED_LEVELS.get(speed, '')}".rstrip()
     meta = {
         "fps": float(fps),
         "num_frames": int(num_frames),
@@ -177,6 +185,8 @@ def write_toy_video_shards(
     duration: float = 3.0,
     fps_choices: Sequence[float] = (12, 24, 30),
     prefix: str = "toy-video",
+    direction: Optional[str] = None,
+    speeds: Optional[Sequence[float]] = None,
 ) -> List[Path]:
     """Write `num_shards` webdataset shards `<prefix>-000000.tar`, ... of moving-shape videos; return their paths.
 
@@ -190,6 +200,9 @@ def write_toy_video_shards(
         duration: seconds per video when `num_frames` is None.
         fps_choices: source frame rates drawn from, uniformly.
         prefix: shard file name prefix (no dots).
+        direction: every shape moves this way (left/right/up/down; e.g. data for a motion LoRA); default drawn.
+        speeds: object speeds (frame widths per second) drawn from; default the keys of SPEED_LEVELS (without
+            0 when a direction is given).
     """
     height, width = _check_size(size)
     if num_shards < 1 or samples_per_shard < 1:
@@ -198,7 +211,7 @@ def write_toy_video_shards(
         rng = np.random.default_rng([seed, shard, i])
         fps = float(_pick(rng, list(fps_choices)))
         n = int(num_frames) if num_frames is not None else max(1, round(duration * fps))
-        frames, meta = render_toy_video(rng, height, width, fps, n)
+        frames, meta = render_toy_video(rng, height, width, fps, n, direction, speeds)
         return {"mp4": encode_mp4(frames, fps), "json": json.dumps(meta, sort_keys=True).encode()}
 
     return _write_shards(out_dir, prefix, num_shards, samples_per_shard, sample)
