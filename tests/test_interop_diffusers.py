@@ -148,7 +148,7 @@ def test_official_layout_maps_onto_full_size_diffusers_modules(name, reference_d
     """Every key of the official checkpoint (the reference manifest) that sampling reads lands on a
     diffusers parameter of the same shape, and every diffusers parameter is filled (on the meta device)."""
     from sgm.interop import convert
-    from sgm.interop.diffusers_configs import image_encoder_config, unet_config, vae_config
+    from sgm.interop.diffusers_configs import clip_vision_kwargs, unet_config, vae_config
     from sgm.interop.layout import layout_from_config
 
     manifest = json.loads((reference_dir / "manifests" / f"{name}.json").read_text())
@@ -158,7 +158,7 @@ def test_official_layout_maps_onto_full_size_diffusers_modules(name, reference_d
     components, extras = convert.to_diffusers(fake, layout_from_config(cfg.model))
     monkeypatch.undo()
     vae_cfg = vae_config(cfg.model)
-    clip_cfg = {k: v for k, v in image_encoder_config(cfg.model).items() if k not in ("architectures", "model_type", "torch_dtype")}
+    clip_cfg = clip_vision_kwargs(cfg.model)
     with torch.device("meta"):
         modules = {"unet": diffusers.UNetSpatioTemporalConditionModel.from_config(unet_config(cfg.model, 25)),
                    "vae": getattr(diffusers, vae_cfg["_class_name"]).from_config(vae_cfg),

@@ -3,7 +3,8 @@
 
 Both are built with random weights from the same architecture: SVD-XT's published configs (UNet
 320/640/1280/1280 channels, 64-wide heads, the temporal VAE with 128/256/512/512 channels, the
-ViT-H/14 image encoder), shrunk identically by the flags below for a CPU run.
+ViT-H/14 image encoder), shrunk identically by the flags below for a CPU run: ours from
+configs/inference/svd_xt.yaml, diffusers' components from the configs sgm.interop derives from it.
 
     # CPU, small (about a minute on 2 cores):
     python scripts/benchmark/svd_vs_diffusers.py --size tiny
@@ -82,26 +83,23 @@ def our_config(a):
 
 
 def diffusers_pipeline(a, device, dtype):
-    """StableVideoDiffusionPipeline with SVD-XT's published component configs, sized by `a`."""
+    """StableVideoDiffusionPipeline with random weights, each component configured from our config of the
+    same size (sgm.interop.diffusers_configs, the configs the weight converter writes)."""
+    import diffusers
     import torch
-    from diffusers import (AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, StableVideoDiffusionPipeline,
-                           UNetSpatioTemporalConditionModel)
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    import transformers
 
-    c, v = a.unet_channels, a.vae_channels
-    unet = UNetSpatioTemporalConditionModel(block_out_channels=(c, 2 * c, 4 * c, 4 * c),
-                                            num_attention_heads=tuple(m * c // a.head_dim for m in (1, 2, 4, 4)),
-                                            cross_attention_dim=a.context_dim, num_frames=a.frames)
-    vae = AutoencoderKLTemporalDecoder(block_out_channels=(v, 2 * v, 4 * v, 4 * v), down_block_types=("DownEncoderBlock2D",) * 4,
-                                       layers_per_block=2, latent_channels=4)
-    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
-        hidden_size=a.clip_width, intermediate_size=4 * a.clip_width, num_attention_heads=a.clip_width // a.clip_head_width,
-        num_hidden_layers=a.clip_layers, patch_size=a.clip_patch, image_size=224, projection_dim=a.context_dim, hidden_act="gelu"))
-    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", interpolation_type="linear",
-                                       num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002,
-                                       steps_offset=1, timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True)
-    processor = CLIPImageProcessor(crop_size={"height": 224, "width": 224}, size={"shortest_edge": 224})
-    pipe = StableVideoDiffusionPipeline(vae=vae, image_encoder=encoder, unet=unet, scheduler=scheduler, feature_extractor=processor)
+    from sgm.interop.diffusers_configs import (clip_vision_kwargs, feature_extractor_config, scheduler_config,
+                                               unet_config, vae_config)
+
+    model_cfg = our_config(a).model
+    vae_cfg = vae_config(model_cfg)
+    pipe = diffusers.StableVideoDiffusionPipeline(
+        vae=getattr(diffusers, vae_cfg["_class_name"]).from_config(vae_cfg),
+        image_encoder=transformers.CLIPVisionModelWithProjection(transformers.CLIPVisionConfig(**clip_vision_kwargs(model_cfg))),
+        unet=diffusers.UNetSpatioTemporalConditionModel.from_config(unet_config(model_cfg, a.frames)),
+        scheduler=diffusers.EulerDiscreteScheduler.from_config(scheduler_config(model_cfg)),
+        feature_extractor=transformers.CLIPImageProcessor.from_dict(feature_extractor_config()))
     pipe.set_progress_bar_config(disable=True)
     pipe = pipe.to(device)
     return pipe if dtype == torch.float32 else pipe.to(dtype=dtype)  # (diffusers warns about casting fp32 to fp32)

@@ -54,16 +54,21 @@ def vae_config(model_cfg: Mapping) -> dict:
             "act_fn": "silu", "norm_num_groups": 32}
 
 
-def image_encoder_config(model_cfg: Mapping, dtype: str = "float32") -> dict:
-    """transformers' CLIPVisionModelWithProjection config for our OpenCLIP image tower."""
+def clip_vision_kwargs(model_cfg: Mapping) -> dict:
+    """transformers.CLIPVisionConfig arguments for our OpenCLIP image tower."""
     clip = sgm_parts(model_cfg)[3]
     v = _clip_vision_cfg(clip.get("arch", "ViT-H-14"))
     width, head_width = int(v["width"]), int(v.get("head_width", 64))
-    return {"architectures": ["CLIPVisionModelWithProjection"], "model_type": "clip_vision_model",
-            "hidden_size": width, "intermediate_size": int(width * float(v.get("mlp_ratio", 4.0))),
+    return {"hidden_size": width, "intermediate_size": int(width * float(v.get("mlp_ratio", 4.0))),
             "num_attention_heads": width // head_width, "num_hidden_layers": int(v["layers"]),
             "patch_size": int(v["patch_size"]), "image_size": int(v["image_size"]), "num_channels": 3,
-            "projection_dim": int(v["embed_dim"]), "hidden_act": "gelu", "layer_norm_eps": 1e-5, "torch_dtype": dtype}
+            "projection_dim": int(v["embed_dim"]), "hidden_act": "gelu", "layer_norm_eps": 1e-5}
+
+
+def image_encoder_config(model_cfg: Mapping, dtype: str = "float32") -> dict:
+    """transformers' CLIPVisionModelWithProjection config.json for our OpenCLIP image tower."""
+    return {"architectures": ["CLIPVisionModelWithProjection"], "model_type": "clip_vision_model",
+            **clip_vision_kwargs(model_cfg), "torch_dtype": dtype}
 
 
 def feature_extractor_config() -> dict:
