@@ -62,9 +62,11 @@ def check_config(cfg: DictConfig) -> None:
     lr = cfg.model.base_learning_rate
     if isinstance(lr, bool) or not isinstance(lr, (int, float)):
         raise ValueError(f"`model.base_learning_rate` must be a number, got {lr!r}; e.g. model.base_learning_rate=1e-5")
-    if "loss_fn_config" not in cfg.model.get("params", {}):
+    params = cfg.model.get("params", {})
+    if "loss_fn_config" not in params and "loss_config" not in params:  # diffusion models / autoencoders
         raise ValueError("`model.params.loss_fn_config` is missing: training needs a loss, e.g. "
-                         "sgm.modules.diffusionmodules.loss.StandardDiffusionLoss (see configs/toy/svd_toy.yaml)")
+                         "sgm.modules.diffusionmodules.loss.StandardDiffusionLoss (see configs/toy/svd_toy.yaml); "
+                         "an autoencoder's is `model.params.loss_config` (see configs/curriculum/toy/stage0_autoencoder.yaml)")
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -179,3 +179,26 @@ class VideoDecoder(Decoder):
             elif isinstance(m, VideoTransformerBlock):
                 return -1  # temporal attention sees the whole clip
         return radius
+
+
+@torch.no_grad()
+def init_temporal_as_identity_(decoder: VideoDecoder) -> VideoDecoder:
+    """Make the temporal layers of a "conv-only" VideoDecoder pass their input through, so that it decodes
+    each frame exactly as the image decoder with the same spatial weights (the start of a temporal-decoder
+    finetune, or a video decoder carried over from an image autoencoder). In place; returns the decoder.
+
+    Temporal res blocks: their last convolution is zeroed (the block is `x + h`, so it returns x, and any
+    blend of x with x is x). Output conv: the 3-d mixing kernel becomes a centred Dirac, bias zero.
+    """
+    if decoder.time_mode != "conv-only":
+        raise ValueError(f"identity initialisation covers time_mode 'conv-only', not {decoder.time_mode!r}")
+    for module in decoder.modules():
+        if isinstance(module, VideoResBlock):
+            last = module.time_stack.out_layers[-1]
+            last.weight.zero_()
+            if last.bias is not None:
+                last.bias.zero_()
+        elif isinstance(module, AE3DConv):
+            nn.init.dirac_(module.time_mix_conv.weight)
+            nn.init.zeros_(module.time_mix_conv.bias)
+    return decoder
