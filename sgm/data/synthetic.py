@@ -26,6 +26,7 @@ from sgm.media import encode_mp4_bytes
 
 __all__ = [
     "SPEED_LEVELS",
+    "COLOUR_DIRECTIONS",
     "encode_mp4",
     "render_toy_video",
     "render_toy_image",
@@ -47,6 +48,10 @@ BACKGROUNDS: Dict[str, Tuple[int, int, int]] = {"black": (10, 10, 10), "gray": (
 SHAPES = ("square", "circle")
 # Unit vector (dx, dy) in image coordinates (y grows downwards) for each direction word.
 DIRECTIONS: Dict[str, Tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+# The toy world's law of motion (`direction_by_colour=True`): each colour moves one way, so the direction of a
+# clip can be read off its first frame and an image-to-video model can be checked against the true clip.
+COLOUR_DIRECTIONS: Dict[str, str] = {"red": "right", "green": "left", "blue": "down", "yellow": "up",
+                                     "cyan": "right", "magenta": "left"}
 # A fixed tar mtime so that the same seed writes byte-identical shards.
 _TAR_MTIME = 1_700_000_000.0
 
@@ -86,19 +91,22 @@ def _pick(rng: np.random.Generator, options: Sequence):
 
 def render_toy_video(
     rng: np.random.Generator, height: int, width: int, fps: float, num_frames: int, direction: Optional[str] = None,
-    speeds: Optional[Sequence[float]] = None,
+    speeds: Optional[Sequence[float]] = None, direction_by_colour: bool = False,
 ) -> Tuple[np.ndarray, dict]:
     """Draw one moving-shape video (num_frames, height, width, 3) uint8 and its metadata (caption, speed, ...).
     direction: every shape moves this way (one of DIRECTIONS); default drawn. speeds: frame widths per
-    second to draw from (default: the keys of SPEED_LEVELS, without 0 when a direction is given)."""
+    second to draw from (default: the keys of SPEED_LEVELS, without 0 when a direction is given).
+    direction_by_colour: the direction follows the colour (COLOUR_DIRECTIONS) instead of being drawn."""
     if direction is not None and direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    if direction is not None and direction_by_colour:
+        raise ValueError("give either a direction or direction_by_colour, not both")
     if speeds is None and direction is not None:
         speeds = [v for v in SPEED_LEVELS if v > 0]
     shape, colour, background = _pick(rng, SHAPES), _pick(rng, list(COLOURS)), _pick(rng, list(BACKGROUNDS))
     speed = float(_pick(rng, list(SPEED_LEVELS if speeds is None else speeds)))  # frame widths per second
     drawn = _pick(rng, list(DIRECTIONS))
-    direction = direction or drawn
+    direction = COLOUR_DIRECTIONS[colour] if direction_by_colour else direction or drawn
     radius = max(2.0, float(min(height, width)) * float(rng.uniform(0.12, 0.2)))
     cx0, cy0 = float(rng.uniform(0, width)), float(rng.uniform(0, height))
     speed_px = speed * width  # pixels per second, along either axis
@@ -187,6 +195,7 @@ def write_toy_video_shards(
     prefix: str = "toy-video",
     direction: Optional[str] = None,
     speeds: Optional[Sequence[float]] = None,
+    direction_by_colour: bool = False,
 ) -> List[Path]:
     """Write `num_shards` webdataset shards `<prefix>-000000.tar`, ... of moving-shape videos; return their paths.
 
@@ -203,6 +212,8 @@ def write_toy_video_shards(
         direction: every shape moves this way (left/right/up/down; e.g. data for a motion LoRA); default drawn.
         speeds: object speeds (frame widths per second) drawn from; default the keys of SPEED_LEVELS (without
             0 when a direction is given).
+        direction_by_colour: each colour moves its own way (COLOUR_DIRECTIONS), so motion is predictable from
+            the first frame (the toy curriculum's image-to-video data).
     """
     height, width = _check_size(size)
     if num_shards < 1 or samples_per_shard < 1:
@@ -211,7 +222,7 @@ def write_toy_video_shards(
         rng = np.random.default_rng([seed, shard, i])
         fps = float(_pick(rng, list(fps_choices)))
         n = int(num_frames) if num_frames is not None else max(1, round(duration * fps))
-        frames, meta = render_toy_video(rng, height, width, fps, n, direction, speeds)
+        frames, meta = render_toy_video(rng, height, width, fps, n, direction, speeds, direction_by_colour)
         return {"mp4": encode_mp4(frames, fps), "json": json.dumps(meta, sort_keys=True).encode()}
 
     return _write_shards(out_dir, prefix, num_shards, samples_per_shard, sample)
