@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from sgm.modules.diffusionmodules.consistency import ConsistencyBoundary, ConsistencySampler, TeacherGridDiscretization
 from sgm.modules.diffusionmodules.discretizer import EDMDiscretization
 from sgm.util import instantiate_from_config
+from tests.helpers import fill_deterministic_
 from tests.training_helpers import fixed_batch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -233,3 +234,39 @@ def test_demo_samples_a_student_with_its_consistency_sampler(tmp_path):
     assert batches == [4, 4, 4]  # 3 steps of 4 frames, no unconditional half
     settings = json.loads(Path(files[-1]).read_text())
     assert settings["num_steps"] == 3 and settings["sampler"] == "consistency"
+
+
+def test_lora_distillation_trains_only_adapters_and_keeps_the_teacher_the_base_network():
+    cfg = OmegaConf.merge(OmegaConf.load(TOY), OmegaConf.load(REPO / "configs" / "distill" / "lora.yaml"))
+    torch.manual_seed(0)
+    engine = instantiate_from_config(cfg.model)
+    trainable = [n for n, p in engine.model.named_parameters() if p.requires_grad]
+    assert trainable and all(".lora_A." in n or ".lora_B." in n for n in trainable)
+    for net in (engine.model, engine.teacher_model, engine.target_model):  # non-zero weights, the same by name
+        fill_deterministic_(net, seed=0)
+    target_before = {n: p.clone() for n, p in engine.target_model.named_parameters() if ".lora_" in n}
+    # train the adapters a little so that they change the student
+    opt = torch.optim.Adam([p for p in engine.model.parameters() if p.requires_grad], lr=1e-2)
+    batch = fixed_batch(batch_size=1, num_frames=2)
+    x = engine.encode_first_stage(engine.get_input(batch))
+    for _ in range(2):
+        opt.zero_grad()
+        loss, _ = engine(x, dict(batch))
+        loss.backward()
+        opt.step()
+        engine.update_target()
+    # the teacher is the base network: the student with its adapters at strength 0
+    from sgm.lora.adapters import set_strength
+
+    net_in = (torch.randn(2, 4, 8, 8), torch.full((2,), 0.5))
+    cond = {"crossattn": torch.randn(2, 1, 32), "vector": torch.randn(2, 768), "concat": torch.zeros(2, 4, 8, 8)}
+    video = {"num_video_frames": 2, "image_only_indicator": torch.zeros(1, 2)}
+    with torch.no_grad():
+        teacher = engine.teacher_model(*net_in, cond, **video)
+        student = engine.model(*net_in, cond, **video)
+        set_strength(engine.model.diffusion_model, "consistency", 0.0)
+        base = engine.model(*net_in, cond, **video)
+    assert not torch.allclose(student, base)
+    torch.testing.assert_close(teacher, base)
+    moved = [n for n, p in engine.target_model.named_parameters() if ".lora_" in n and not torch.equal(p, target_before[n])]
+    assert moved  # the target follows the student's adapters

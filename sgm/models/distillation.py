@@ -30,6 +30,8 @@ class ConsistencyDistillationEngine(DiffusionEngine):
     "float32", "bfloat16" or "float16": the frozen teacher's weights (bfloat16 halves its memory on a GPU).
     The teacher is not saved in checkpoints (it is rebuilt from `ckpt_path` on resume), the target is.
     `loss_fn_config` must be a ConsistencyDistillationLoss; `ckpt_path` names the teacher's weights.
+    With `lora_config` (configs/distill/lora.yaml) only low-rank adapters on the student train: the
+    result is a small adapter file that turns the teacher's own weights into the student (`--lora`).
     """
 
     def __init__(self, *args, target_decay: float = 0.95, teacher_dtype: str = "float32", **kwargs):
@@ -43,12 +45,18 @@ class ConsistencyDistillationEngine(DiffusionEngine):
                              "sgm.modules.diffusionmodules.consistency_loss.ConsistencyDistillationLoss, "
                              f"got {type(self.loss_fn).__name__}")
         self.target_decay = target_decay
-        self.teacher_model = self._frozen_copy(DTYPES[teacher_dtype])
-        self.target_model = self._frozen_copy(torch.float32)
+        self.teacher_model = self._frozen_copy(DTYPES[teacher_dtype], adapters_on=False)
+        self.target_model = self._frozen_copy(torch.float32, adapters_on=True)
 
-    def _frozen_copy(self, dtype: torch.dtype) -> nn.Module:
+    def _frozen_copy(self, dtype: torch.dtype, adapters_on: bool) -> nn.Module:
+        """A copy of the network without gradients. With `lora_config` (LoRA distillation: only adapters
+        train) the teacher's copies of the adapters are switched off, so it is exactly the base network."""
         net = copy.deepcopy(self.model).to(dtype).eval()
         net.requires_grad_(False)
+        if not adapters_on:
+            for module in net.modules():
+                for info in getattr(module, "lora_info", {}).values():
+                    info.strength = 0.0
         return net
 
     # ------------------------------------------------------------------------------ checkpoints
