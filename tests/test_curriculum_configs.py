@@ -64,11 +64,16 @@ def test_full_configs_build_on_meta(name):
 
 
 @pytest.mark.parametrize("name", ["stage1_image.yaml", "stage2_video_pretrain.yaml"])
-def test_full_configs_pass_main_dry_run(name, tmp_path, capsys):
-    """main.py --dry-run: model (on meta), data module and Lightning trainer all build from the config."""
+def test_full_configs_pass_main_dry_run(name, tmp_path, tmp_path_factory, capsys):
+    """main.py --dry-run: model (on meta), data module and Lightning trainer all build from the config
+    (the dry run finds the shards and decodes one sample, so it is given toy shards)."""
     from sgm.training.run import run
+    from tests.training_helpers import toy_image_shards, toy_video_shards
 
-    assert run(["--base", str(CURRICULUM / name), "--dry-run", "--logdir", str(tmp_path)]) == 0
+    data = tmp_path_factory.mktemp("shards")
+    shards = toy_image_shards(data) if "image" in name else toy_video_shards(data, duration=3.0, samples=1)
+    argv = ["--base", str(CURRICULUM / name), f"data.params.train.shards={shards}", "--dry-run", "--logdir", str(tmp_path)]
+    assert run(argv) == 0
     resolved = OmegaConf.create(capsys.readouterr().out)
     assert resolved.model.params.network_config.params.model_channels == 320
     assert not any(tmp_path.iterdir())  # a dry run makes no run directory

@@ -12,17 +12,19 @@ import yaml
 from sgm.training import run
 from sgm.training.cli import parse_args
 from sgm.training.config import check_config, merge_configs
-from tests.training_helpers import REPO, SimulatedCrash, toy_overrides
+from tests.training_helpers import (
+    REPO,
+    SimulatedCrash,
+    one_thread_fixture,
+    run_main,
+    toy_overrides,
+    toy_video_shards,
+)
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+_one_thread = pytest.fixture(autouse=True)(one_thread_fixture)
 
 
 def _run_dir(tmp_path, name="t") -> Path:
@@ -89,16 +91,7 @@ def test_bad_override_exits_with_a_message_not_a_traceback(tmp_path, caplog):
     assert "cannot apply the override 'model.params.x=[1,2'" in caplog.text
 
 
-def _main(argv) -> int:
-    """main.py's entry point, in this process."""
-    import main
-
-    old = sys.argv
-    sys.argv = ["main.py", *argv]
-    try:
-        return main.main()
-    finally:
-        sys.argv = old
+_main = run_main
 
 
 def test_dry_run_prints_the_resolved_config(tmp_path, capsys):
@@ -191,10 +184,16 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert ckpt["global_step"] == 2
 
 
+@pytest.fixture(scope="module")
+def five_second_videos(tmp_path_factory):
+    """Shards of videos long enough for 25 frames at 6 fps (a dry run decodes one sample)."""
+    return toy_video_shards(tmp_path_factory.mktemp("videos"), duration=5.0, samples=1)
+
+
 @pytest.mark.parametrize("config", ["configs/svd_xt.yaml", "configs/svd.yaml"])
-def test_full_size_configs_build_in_a_dry_run(config, capsys):
+def test_full_size_configs_build_in_a_dry_run(config, capsys, five_second_videos):
     """The stage-3 configs build (on the meta device) and carry the paper's settings."""
-    assert _main(["--base", str(REPO / config), "--dry-run"]) == 0
+    assert _main(["--base", str(REPO / config), f"data.params.train.shards={five_second_videos}", "--dry-run"]) == 0
     cfg = yaml.safe_load(capsys.readouterr().out)
     params = cfg["model"]["params"]
     frames = 25 if "xt" in config else 14

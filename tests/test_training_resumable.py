@@ -38,3 +38,33 @@ def test_sized_loader_counts_exactly_and_restarts_after_a_full_pass():
     resumed = ResumableLoader(DataLoader(data, batch_size=2))
     resumed.load_state_dict({"batches_consumed": 2})
     assert [b.tolist() for b in resumed] == [[4, 5]]
+
+
+class EpochLoader:
+    """A loader that asks for its epoch when iterated (as sgm.data.datamodule.EpochDataLoader)."""
+
+    def __init__(self, epoch_fn):
+        self.epoch_fn = epoch_fn
+        self.epochs = []
+
+    def __iter__(self):
+        epoch = self.epoch_fn()
+        self.epochs.append(epoch)
+        return iter([(epoch, i) for i in range(3)])
+
+
+def test_resume_after_a_finished_pass_starts_the_next_epoch():
+    """A checkpoint written after the last batch of epoch 0 resumes in epoch 1, although Lightning still
+    reports epoch 0 when the resumed run creates its iterator."""
+    loader = ResumableLoader(EpochLoader(lambda: 0))
+    assert list(loader) == [(0, 0), (0, 1), (0, 2)]
+    state = loader.state_dict()
+    assert state == {"batches_consumed": 0, "epoch": 1}
+    resumed = ResumableLoader(EpochLoader(lambda: 0))  # what Lightning reports at that moment
+    resumed.load_state_dict(state)
+    assert list(resumed) == [(1, 0), (1, 1), (1, 2)]
+    assert list(resumed) == [(0, 0), (0, 1), (0, 2)]  # later passes ask the loader again
+    mid = ResumableLoader(EpochLoader(lambda: 4))
+    it = iter(mid)
+    next(it), next(it)
+    assert mid.state_dict() == {"batches_consumed": 1, "epoch": 4}  # one batch prefetched

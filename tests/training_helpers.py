@@ -1,7 +1,7 @@
 """In-memory video data (contract 2 batches) and config builders for the training tests."""
 import math
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import pytorch_lightning as pl
 import torch
@@ -119,3 +119,102 @@ class NaNWeightingOnRank1:
     def __call__(self, sigma: torch.Tensor) -> torch.Tensor:
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
         return torch.full_like(sigma, float("nan") if rank == 1 else 1.0)
+
+
+class SignalAtStep(pl.Callback):
+    """Sends this process `signal` (a name, e.g. SIGTERM) when the batch of optimizer step `step` starts,
+    as a cluster's preemption would."""
+
+    def __init__(self, step: int, signal: str = "SIGTERM"):
+        self.step, self.signal = step, signal
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        import os
+        import signal
+
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), getattr(signal, self.signal))
+
+
+class KillDuringCheckpointWrite(pl.Callback):
+    """SIGKILLs this process in the middle of writing the checkpoint of global step `step`: half of the
+    file's bytes are written and flushed to disk, then the process dies as under the OOM killer."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        if trainer.global_step != self.step:
+            return
+        import io
+        import os
+        import signal
+
+        real_save = torch.save
+
+        def half_then_die(obj, f, *args, **kwargs):
+            buffer = io.BytesIO()
+            real_save(obj, buffer, *args, **kwargs)
+            data = buffer.getvalue()
+            f.write(data[: len(data) // 2])
+            f.flush()
+            os.fsync(f.fileno())
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        torch.save = half_then_die
+
+
+class KeywordSink(pl.Callback):
+    """A callback taking **kwargs that refuses names it does not know (as a constructor that checks its
+    own keyword arguments does), to test that such an error names the config key."""
+
+    def __init__(self, **kwargs):
+        unknown = sorted(set(kwargs) - {"colour"})
+        if unknown:
+            raise TypeError(f"KeywordSink got an unexpected keyword argument {unknown[0]!r}")
+
+
+def toy_video_shards(out: Path, duration: float = 1.0, samples: int = 3) -> Path:
+    """One webdataset shard of `samples` small synthetic videos (64x64) in `out`."""
+    from sgm.data.synthetic import write_toy_video_shards
+
+    write_toy_video_shards(out, num_shards=1, samples_per_shard=samples, size=(64, 64), duration=duration)
+    return Path(out)
+
+
+def toy_image_shards(out: Path) -> Path:
+    from sgm.data.synthetic import write_toy_image_shards
+
+    write_toy_image_shards(out, num_shards=1, samples_per_shard=2)
+    return Path(out)
+
+
+class TinyModule(pl.LightningModule):
+    """A LightningModule that is not a DiffusionEngine (width: hidden size; hidden_layers: unused), for
+    config checks."""
+
+    def __init__(self, width: int = 4, hidden_layers: int = 1):
+        super().__init__()
+        self.layer = torch.nn.Linear(width, width)
+
+
+def run_main(argv) -> int:
+    """main.py's entry point (exit status, errors logged) in this process, as `python main.py ARGV`."""
+    import sys
+
+    import main
+
+    old = sys.argv
+    sys.argv = ["main.py", *argv]
+    try:
+        return main.main()
+    finally:
+        sys.argv = old
+
+
+def one_thread_fixture():
+    """An autouse fixture body: the test runs torch on one thread; the count is restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

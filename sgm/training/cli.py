@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", "-n", default=None, help="run name (default: the first config's file name)")
     p.add_argument("--logdir", "-l", default="logs", help="where run directories are made (default: logs)")
     p.add_argument("--seed", "-s", type=int, default=23, help="global seed (default 23)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads per training process (default: $OMP_NUM_THREADS if set, else the usable CPUs "
+                        "divided by the processes on this node, capped by the CPUs other work leaves idle)")
     p.add_argument("--dry-run", action="store_true",
                    help="build the model, data and trainer, print the resolved config and exit without training")
     return p

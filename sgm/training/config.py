@@ -62,11 +62,25 @@ def check_config(cfg: DictConfig) -> None:
     lr = cfg.model.base_learning_rate
     if isinstance(lr, bool) or not isinstance(lr, (int, float)):
         raise ValueError(f"`model.base_learning_rate` must be a number, got {lr!r}; e.g. model.base_learning_rate=1e-5")
-    params = cfg.model.get("params", {})
-    if "loss_fn_config" not in params and "loss_config" not in params:  # diffusion models / autoencoders
+    params = cfg.model.get("params") or {}
+    needs_loss = _takes(cfg.model.target, "loss_fn_config") or _takes(cfg.model.target, "loss_config")
+    if "loss_fn_config" not in params and "loss_config" not in params and needs_loss:  # diffusion models / autoencoders
         raise ValueError("`model.params.loss_fn_config` is missing: training needs a loss, e.g. "
                          "sgm.modules.diffusionmodules.loss.StandardDiffusionLoss (see configs/toy/svd_toy.yaml); "
                          "an autoencoder's is `model.params.loss_config` (see configs/curriculum/toy/stage0_autoencoder.yaml)")
+
+
+def _takes(target: str, name: str) -> bool:
+    """Whether the constructor of `target` names an argument `name` (False when it cannot be imported:
+    the key check reports that)."""
+    import inspect
+
+    from ..util import get_obj_from_str
+
+    try:
+        return name in inspect.signature(get_obj_from_str(target)).parameters
+    except (ValueError, TypeError):
+        return False
 
 
 def to_yaml(cfg: DictConfig) -> str:

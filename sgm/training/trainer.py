@@ -13,13 +13,16 @@ lightning:
 """
 import inspect
 import logging
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from ..util import instantiate_from_config
 from .callbacks import ConfigInCheckpoint, StepSeed
+from .checkpoint_io import AtomicCheckpointIO
+from .checkpointing import RunCheckpoint
+from .console import progress_bar
 from .rundir import RunDir
 
 logger = logging.getLogger(__name__)
@@ -52,37 +55,49 @@ def trainer_kwargs(cfg: DictConfig) -> Dict[str, Any]:
     return kwargs
 
 
-def default_loggers(run_dir: RunDir) -> Dict[str, Dict]:
+def default_loggers(run_dir: RunDir, resume_step: Optional[int] = None) -> Dict[str, Dict]:
+    """TensorBoard and CSV in the run directory; both keep the history of earlier runs of the directory
+    (sgm/training/history.py)."""
+    common = {"save_dir": str(run_dir.root), "version": "", "resume_step": resume_step}
     return {
-        "tensorboard": {"target": "pytorch_lightning.loggers.TensorBoardLogger",
-                        "params": {"save_dir": str(run_dir.root), "name": "tensorboard", "version": ""}},
-        "csv": {"target": "pytorch_lightning.loggers.CSVLogger",
-                "params": {"save_dir": str(run_dir.root), "name": "csv", "version": ""}},
+        "tensorboard": {"target": "sgm.training.history.tensorboard_logger", "params": {"name": "tensorboard", **common}},
+        "csv": {"target": "sgm.training.history.HistoryCSVLogger", "params": {"name": "csv", **common}},
     }
 
 
-def build_trainer(cfg: DictConfig, run_dir: RunDir, seed: int) -> pl.Trainer:
-    """A Trainer writing checkpoints, logs and sampled videos into `run_dir`."""
+def build_trainer(cfg: DictConfig, run_dir: RunDir, seed: int, resume_step: Optional[int] = None) -> pl.Trainer:
+    """A Trainer writing checkpoints, logs and sampled videos into `run_dir` (which it does not create).
+
+    resume_step: the global step of the checkpoint being resumed (the loggers drop what an interrupted
+    run logged after it), None for a new run.
+    """
     lightning_cfg = _plain(cfg.get("lightning", {})) or {}
     ckpt_params = {**CHECKPOINT_DEFAULTS, **((lightning_cfg.get("modelcheckpoint") or {}).get("params") or {}),
                    "dirpath": str(run_dir.checkpoints)}
-    callbacks = [
-        pl.callbacks.ModelCheckpoint(**ckpt_params),
-        pl.callbacks.LearningRateMonitor(logging_interval="step"),
-        StepSeed(seed),
-        ConfigInCheckpoint(cfg),
-    ] + _instantiate_all(lightning_cfg.get("callbacks"), "callbacks")
-    loggers = _instantiate_all({**default_loggers(run_dir), **(lightning_cfg.get("loggers") or {})}, "loggers")
     kwargs = trainer_kwargs(cfg)
     for key in ("callbacks", "logger", "default_root_dir"):
         if key in kwargs:
             raise ValueError(f"lightning.trainer.{key} is set by main.py; use lightning.callbacks / lightning.loggers / --logdir")
+    callbacks = [
+        RunCheckpoint(**ckpt_params),
+        pl.callbacks.LearningRateMonitor(logging_interval="step"),
+        StepSeed(seed),
+        ConfigInCheckpoint(cfg),
+    ] + _instantiate_all(lightning_cfg.get("callbacks"), "callbacks")
+    if kwargs.get("enable_progress_bar", True):
+        callbacks.append(progress_bar())
+    loggers = _instantiate_all({**default_loggers(run_dir, resume_step), **(lightning_cfg.get("loggers") or {})},
+                               "loggers")
+    plugins = kwargs.pop("plugins", None) or []
+    plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    if not any(isinstance(p, pl.plugins.CheckpointIO) for p in plugins):
+        plugins.append(AtomicCheckpointIO())
     accepted = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         raise ValueError(f"lightning.trainer has unknown setting(s) {unknown}; pytorch_lightning.Trainer accepts: "
                          f"{', '.join(sorted(accepted))}")
-    return pl.Trainer(callbacks=callbacks, logger=loggers, default_root_dir=str(run_dir.root), **kwargs)
+    return pl.Trainer(callbacks=callbacks, logger=loggers, default_root_dir=str(run_dir.root), plugins=plugins, **kwargs)
 
 
 def learning_rate(cfg: DictConfig, trainer: pl.Trainer) -> float:
