@@ -75,3 +75,19 @@ def resolve_checkpoint(ckpt: Optional[str], default: Optional[str], version: Opt
     official = official_for(wanted, version)
     looked = candidates[-1] if ckpt is None else Path(wanted).absolute()
     raise MissingCheckpointError(str(looked), official.filename if official else None, official.source if official else None)
+
+
+def training_config(ckpt: Optional[str]) -> Optional[dict]:
+    """The run config stored in a checkpoint written by main.py (under the key "config"), or None for
+    any other file (official .safetensors, a .ckpt without a config, a missing path). Read with
+    weights_only=True and memory-mapped: no code runs and the weights are not read."""
+    if not ckpt or not str(ckpt).endswith(".ckpt") or not os.path.isfile(ckpt):
+        return None
+    import torch
+
+    try:
+        obj = torch.load(ckpt, map_location="cpu", mmap=True, weights_only=True)
+    except Exception:  # noqa: BLE001 - not a readable torch zip file: loading it later says why
+        return None
+    config = obj.get("config") if isinstance(obj, dict) else None
+    return config if isinstance(config, dict) and isinstance(config.get("model"), dict) else None

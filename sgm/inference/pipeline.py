@@ -14,7 +14,7 @@ from .. import __version__
 from ..models.loading import build_model, load_config
 from ..modules.autoencoding.temporal_ae import VideoDecoder
 from .chaining import CHAIN_RELEASE_SIGMA, chain_record, default_overlap, plan_chain, sample_chain
-from .checkpoints import config_checkpoint, version_config
+from .checkpoints import config_checkpoint, training_config, version_config
 from .conditioning import UC_ZERO_KEYS, video_batch
 from .decoding import Progress, decode_chunked, effective_overlap
 from .download import find_or_download
@@ -121,7 +121,9 @@ class VideoPipeline:
              download_dir: Optional[str] = None, lora: Sequence[Union[str, Tuple[str, float]]] = (),
              merge_lora: bool = True) -> "VideoPipeline":
         """Build the model of `version` (one of sgm.inference.checkpoints.VERSIONS) or of `config`
-        (which wins) and load `ckpt` (default: the config's `sampling.checkpoint`).
+        (which wins) and load `ckpt` (default: the config's `sampling.checkpoint`). Without `config`, a
+        training checkpoint of main.py (`<run>/checkpoints/*.ckpt`) brings its own run config, which
+        then wins over `version`.
 
         device: default cuda when available, else cpu. dtype: "fp16", "bf16" or "fp32" (default
         fp16 on cuda, fp32 on cpu). offload: see the class. ff_chunk_size: run the transformer MLPs
@@ -136,11 +138,16 @@ class VideoPipeline:
         False keeps them apart, so `set_lora_strength` can change them between videos.
         Raises MissingCheckpointError naming the path looked for and the official file to put there.
         """
+        embedded = training_config(ckpt) if config is None else None  # a main.py checkpoint holds its config
+        if embedded is not None:
+            config, version = embedded, None
         if config is None:
             if version is None:
                 raise ValueError("pass a version (e.g. 'svd_xt') or a config")
             config = version_config(version)
         config_name = str(config) if isinstance(config, (str, os.PathLike)) else "<in-memory config>"
+        if embedded is not None:
+            config_name = f"the config stored in {ckpt}"
         if version is not None and Path(config_name).name != f"{version}.yaml":
             version = None  # a custom config: the version names no official file
         cfg = read_config(config, config_name)
