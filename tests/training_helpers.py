@@ -1,7 +1,7 @@
 """In-memory video data (contract 2 batches) and config builders for the training tests."""
 import math
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import pytorch_lightning as pl
 import torch
