@@ -13,20 +13,24 @@
    through sgm.inference.VideoPipeline. It reports each one's latent MSE and frame PSNR against the
    25-step teacher in <workdir>/distill_report.json.
 
+   It also applies the toy curriculum's checks (frame 0 against the conditioning frame, the shapes' motion
+   against the true clip; sgm.data.synthetic_metrics) to the 25-step teacher's and the 4-step student's videos.
+
 Exit status 0 when the 4-step student is at least 2x closer (latent MSE) to the 25-step teacher than the
-4-step teacher is, 1 otherwise. See docs/distillation.md.
+4-step teacher is and its videos pass the toy checks, 1 otherwise. See docs/distillation.md.
 """
 import argparse
 import json
 import logging
-import math
 import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -36,6 +40,7 @@ STUDENT_CONFIG = "configs/distill/toy_consistency.yaml"
 TEACHER_STEPS = 25
 STUDENT_STEPS = (1, 2, 4)
 TARGET_RATIO = 2.0
+FRAME0_PSNR_TARGET = 22.0  # the toy curriculum's target for frame 0 against the conditioning frame
 
 
 class DistillError(RuntimeError):
@@ -78,9 +83,10 @@ def train_student(teacher: Path, workdir: Path, steps: int, lr: float, seed: int
     return ckpt
 
 
-def held_out_images(workdir: Path, out_dir: Path, count: int) -> List[Path]:
-    """The first frames of the held-out evaluation clips, as PNG files."""
+def held_out_clips(workdir: Path, out_dir: Path, count: int) -> List[Tuple[Path, np.ndarray]]:
+    """(first frame as a PNG file, the true clip (T, H, W, 3) uint8) of the held-out evaluation clips."""
     import torch
+    from omegaconf import OmegaConf
     from PIL import Image
 
     from sgm.data.video import VideoDataModule
@@ -88,37 +94,45 @@ def held_out_images(workdir: Path, out_dir: Path, count: int) -> List[Path]:
     shards = workdir / "data" / "eval_videos"
     if not any(shards.glob("*.tar")):
         raise DistillError(f"no held-out clips in {shards}: run scripts/toy_curriculum.py --workdir {workdir}")
-    from omegaconf import OmegaConf
-
     train = OmegaConf.to_container(OmegaConf.load(REPO / TEACHER_CONFIG).data.params.train, resolve=True)
     train.update(shards=str(shards), shuffle_buffer=0, crop="center", frame_start="start")
     train.pop("resampled", None)
     loader = VideoDataModule(train=train, batch_size=1, num_workers=0).train_dataloader()
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
+    clips = []
     for i, batch in enumerate(loader):
         if i >= count:
             break
-        frame = ((batch["frames"][0, 0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        paths.append(out_dir / f"heldout_{i:02d}.png")
-        Image.fromarray(frame).save(paths[-1])
-    if not paths:
+        frames = ((batch["frames"][0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        path = out_dir / f"heldout_{i:02d}.png"
+        Image.fromarray(frames[0]).save(path)
+        clips.append((path, frames))
+    if not clips:
         raise DistillError(f"the held-out shards in {shards} gave no clip")
-    return paths
+    return clips
 
 
-def psnr(a, b) -> float:
-    """PSNR in dB of two uint8 arrays."""
+def toy_checks(reports: List[Dict]) -> Dict:
+    """The toy curriculum's checks of a sampled video against its true clip, over clips: frame 0 PSNR against
+    the conditioning frame, and the shape's motion (sgm.data.synthetic_metrics.motion_report)."""
     import numpy as np
 
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+    n = len(reports)
+    out = {"frame0_psnr_db": float(np.mean([r["frame0_psnr_db"] for r in reports])),
+           "direction_agrees": sum(r["direction_agrees"] for r in reports) / n,
+           "size_within_0.5_2x": sum(r["size_within_0.5_2x"] for r in reports) / n,
+           "closer_than_repeat": sum(r["closer_than_repeat"] for r in reports) / n}
+    out["passes"] = bool(out["frame0_psnr_db"] >= FRAME0_PSNR_TARGET and out["direction_agrees"] > 0.5
+                         and out["size_within_0.5_2x"] > 0.5)
+    return out
 
 
-def evaluate(teacher_ckpt: Path, student_ckpt: Path, images: List[Path], seed: int, log) -> Dict:
-    """Latent MSE and frame PSNR of each sampler setting against the 25-step teacher, per clip and mean."""
+def evaluate(teacher_ckpt: Path, student_ckpt: Path, clips: List[Tuple[Path, np.ndarray]], seed: int, log) -> Dict:
+    """Latent MSE and frame PSNR of each sampler setting against the 25-step teacher, per clip and mean, and
+    the toy checks of the 25-step teacher's and the 4-step student's videos against the true clips."""
     import numpy as np
 
+    from sgm.data.synthetic_metrics import motion_report, psnr
     from sgm.inference import SamplingOptions, VideoPipeline
 
     teacher = VideoPipeline.load(config=str(REPO / TEACHER_CONFIG), ckpt=str(teacher_ckpt), device="cpu")
@@ -126,20 +140,25 @@ def evaluate(teacher_ckpt: Path, student_ckpt: Path, images: List[Path], seed: i
     runs = {f"teacher_{k}": (teacher, "euler", k) for k in STUDENT_STEPS}
     runs.update({f"student_{k}": (student, "consistency", k) for k in STUDENT_STEPS})
     per_clip: Dict[str, List[Dict]] = {name: [] for name in runs}
-    for image in images:
+    motion: Dict[str, List[Dict]] = {f"teacher_{TEACHER_STEPS}": [], "student_4": []}
+    for image, truth in clips:
         opts = SamplingOptions(seed=seed, sampler="euler", num_steps=TEACHER_STEPS)
         z_ref = teacher.sample_latents(str(image), opts)
         x_ref = teacher.decode_latents(z_ref, opts)
+        motion[f"teacher_{TEACHER_STEPS}"].append(motion_report(x_ref, truth))
         for name, (pipe, sampler, steps) in runs.items():
             o = SamplingOptions(seed=seed, sampler=sampler, num_steps=steps)
             z = pipe.sample_latents(str(image), o)
             x = pipe.decode_latents(z, o)
             per_clip[name].append({"latent_mse": float(((z - z_ref) ** 2).mean()), "psnr_db": psnr(x, x_ref)})
+            if name in motion:
+                motion[name].append(motion_report(x, truth))
         log(f"  {image.name}: " + ", ".join(f"{n} mse {v[-1]['latent_mse']:.4f}" for n, v in per_clip.items()))
     summary = {name: {"latent_mse": float(np.mean([r["latent_mse"] for r in rows])),
                       "psnr_db": float(np.mean([r["psnr_db"] for r in rows]))} for name, rows in per_clip.items()}
-    return {"reference": f"teacher, {TEACHER_STEPS} guided Euler steps", "clips": [p.name for p in images],
-            "mean": summary, "per_clip": per_clip}
+    return {"reference": f"teacher, {TEACHER_STEPS} guided Euler steps", "clips": [p.name for p, _ in clips],
+            "mean": summary, "per_clip": per_clip,
+            "toy_checks": {name: toy_checks(rows) for name, rows in motion.items()}, "motion_per_clip": motion}
 
 
 def run(workdir: Path, steps: int, lr: float, seed: int, clips: int, threads: int, student: Optional[Path] = None,
@@ -155,18 +174,22 @@ def run(workdir: Path, steps: int, lr: float, seed: int, clips: int, threads: in
     elif not student.is_file():
         raise DistillError(f"--student {student} does not exist")
     log(f"[eval] {clips} held-out clips, same initial noise for every sampler")
-    images = held_out_images(workdir, workdir / "distill_eval", clips)
+    held_out = held_out_clips(workdir, workdir / "distill_eval", clips)
     report = {"teacher": str(teacher), "student": str(student), "steps": steps, "learning_rate": lr, "seed": seed,
-              **evaluate(teacher, student, images, seed, log)}
+              **evaluate(teacher, student, held_out, seed, log)}
     mean = report["mean"]
     ratio = mean["teacher_4"]["latent_mse"] / max(mean["student_4"]["latent_mse"], 1e-12)
     report["ratio_teacher4_over_student4"] = ratio
-    report["target_met"] = ratio >= TARGET_RATIO
+    report["target_met"] = ratio >= TARGET_RATIO and report["toy_checks"]["student_4"]["passes"]
     report["seconds"] = round(time.perf_counter() - t0, 1)
     (workdir / "distill_report.json").write_text(json.dumps(report, indent=2))
     log(f"{'sampler':<12} {'latent MSE vs 25-step teacher':>30} {'PSNR (dB)':>10}")
     for name, row in mean.items():
         log(f"{name:<12} {row['latent_mse']:>30.5f} {row['psnr_db']:>10.2f}")
+    for name, checks in report["toy_checks"].items():
+        log(f"toy checks, {name}: frame 0 PSNR {checks['frame0_psnr_db']:.1f} dB, direction agrees in "
+            f"{checks['direction_agrees']:.0%}, size within 0.5-2x in {checks['size_within_0.5_2x']:.0%}, later frames "
+            f"closer than repeating frame 0 in {checks['closer_than_repeat']:.0%}: {'pass' if checks['passes'] else 'FAIL'}")
     log(f"[done] in {report['seconds']:.0f}s: the 4-step student is {ratio:.1f}x closer than the 4-step teacher "
         f"(target {TARGET_RATIO:.0f}x). Report: {workdir / 'distill_report.json'}")
     return report
