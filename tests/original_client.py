@@ -11,7 +11,8 @@ code is never copied here):
         --reference /path/to/shared/reference --out tests/fixtures/original_client.safetensors
 
 Every run is on CPU in float32 without autocast (autocast on CPU would compare two bf16 roundings
-instead of the math).
+instead of the math). IdentityGuider is left out: the script's (2, T) `image_only_indicator` assumes
+a guided batch, and the original fails on it exactly as this package does.
 """
 import argparse
 import math
