@@ -171,3 +171,18 @@ def test_demo_total_frames_control():
     assert FormValues(**values, total_frames=12.0).to_options().total_frames == 12
     with pytest.raises(ValueError, match="total frames must be a whole number"):
         FormValues(**values, total_frames=2.5).to_options()
+
+
+def test_benchmark_join_ratio_sees_a_jump():
+    """scripts/benchmark/long_video.py's metric: 1 for steady motion, large for a jump at a join."""
+    from scripts.benchmark.long_video import coherence, join_ratio
+
+    steady = np.stack([np.full((2, 2, 3), 10 * t, np.uint8) for t in range(12)])  # 10 per frame
+    clips = [{"start": 0, "overlap": 0}, {"start": 3, "overlap": 2}, {"start": 7, "overlap": 2}]
+    assert join_ratio(steady, clips) == pytest.approx(1.0)
+    jumpy = steady.astype(int)
+    jumpy[5:] += 40  # the transition 4 -> 5 lies in the second clip's overlap: 50 against 10 elsewhere
+    jumpy[9:] += 40  # and 8 -> 9 in the third's
+    assert join_ratio(np.clip(jumpy, 0, 255).astype(np.uint8), clips) == pytest.approx(5.0)
+    other = steady + 100  # a video 100 away at every frame: consecutive frames are 10 apart, 0.1 of that
+    assert coherence([steady, other], [clips, clips]) == pytest.approx(0.1)

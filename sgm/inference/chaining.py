@@ -35,8 +35,10 @@ import torch
 logger = logging.getLogger(__name__)
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, Dict], torch.Tensor]
-# Noise level below which the overlap frames are left to the model (see `OverlapTie`); measured with
-# scripts/benchmark/long_video.py, docs/sampling.md "Longer videos".
+# Noise level below which the overlap frames are left to the model (see `OverlapTie`). 0: the tie holds
+# to the last step, so the overlap frames are exactly the previous clip's and nothing can jump where the
+# clips meet. scripts/benchmark/long_video.py compares a release at sigma 1 (docs/sampling.md,
+# "Longer videos": no difference measurable yet on the toy model).
 CHAIN_RELEASE_SIGMA = 0.0
 
 

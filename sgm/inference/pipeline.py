@@ -214,7 +214,8 @@ class VideoPipeline:
 
     def sample_latents(self, image: ImageLike, opts: Optional[SamplingOptions] = None, progress: Progress = None,
                        video_index: int = 0) -> torch.Tensor:
-        """The sampled latents (T, C, h, w) of `generate`, before decoding (float32, on the device)."""
+        """The sampled latents (T, C, h, w) of `generate`, before decoding (float32, on the device; a chained
+        video's (total_frames, C, h, w) are on the CPU)."""
         opts = (opts or SamplingOptions()).filled(self.defaults)
         return self._latents(image, opts, progress, video_index)[0]
 
