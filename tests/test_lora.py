@@ -297,3 +297,23 @@ def test_toy_clips_with_a_direction_all_move_that_way(direction):
         assert abs(d @ np.array(UNIT[direction]) - expected) <= 1 and abs(d @ np.array(UNIT[direction])[::-1]) <= 1
     with pytest.raises(ValueError, match="direction must be one of"):
         render_toy_video(np.random.default_rng(0), 64, 64, fps=6.0, num_frames=2, direction="sideways")
+
+
+@pytest.mark.slow
+def test_toy_motion_script_trains_measures_and_reports(tmp_path):
+    """scripts/lora_toy_motion.py end to end at the smallest size (2 training steps on the random tiny
+    model): the adapter is trained and both strengths are measured on every image."""
+    import subprocess
+    import sys
+
+    from tests.inference_helpers import tiny_checkpoint
+    from tests.training_helpers import REPO
+
+    run = subprocess.run([sys.executable, "scripts/lora_toy_motion.py", "--base_ckpt", str(tiny_checkpoint()),
+                          "--workdir", str(tmp_path), "--steps", "2", "--num_images", "2", "--num_steps", "1"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode in (0, 1), run.stderr[-2000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["direction"] == "right" and report["passed"] == (run.returncode == 0)
+    assert [len(report[k]["displacements"]) for k in ("strength_0", "strength_1")] == [2, 2]
+    assert (tmp_path / "data_right").is_dir() and report["adapter"].endswith("last.safetensors")
