@@ -86,12 +86,28 @@ class CrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None,
                 **unused) -> torch.Tensor:
-        # x: (B, N, query_dim); context: (B, M, context_dim)
+        # x: (B, N, query_dim); context: (B, M, context_dim), or (B / r, M, context_dim) whose every row
+        # serves r consecutive rows of x (the temporal layers: one image context per video)
+        if context is not None and context.shape[1] == 1 and mask is None and not torch.is_grad_enabled():
+            out = self.single_token_attention(context)  # (B / r, 1, query_dim)
+            return out.repeat_interleave(x.shape[0] // context.shape[0], dim=0).expand(-1, x.shape[1], -1)
+        if context is not None and context.shape[0] != x.shape[0]:
+            context = context.repeat_interleave(x.shape[0] // context.shape[0], dim=0)  # (B, M, context_dim)
         context = x if context is None else context
         q, k, v = self.to_q(x), self.to_k(context), self.to_v(context)
         q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in (q, k, v))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, heads, N, dim_head)
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
+
+    def single_token_attention(self, context: torch.Tensor) -> torch.Tensor:
+        """Attention over a single context token: the softmax over one key is exactly 1, so every query
+        gets that token's value. context: (B, 1, context_dim) -> (B, 1, query_dim), the same for every query.
+
+        SVD's image conditioning is one CLIP token, so this skips the query and key projections and the
+        attention itself. Used only without gradients: in training the query and key projections would
+        otherwise go unused (their gradient is zero either way), which distributed training refuses.
+        """
+        return self.to_out(self.to_v(context))  # (B, 1, query_dim)
 
 
 # The original names its xformers variant separately; both run the SDPA path here.

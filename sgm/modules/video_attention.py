@@ -118,12 +118,13 @@ class SpatialVideoTransformer(SpatialTransformer):
         self.time_mixer = AlphaBlender(alpha=merge_factor, merge_strategy=merge_strategy)
 
     def _time_context(self, context, time_context, timesteps: int, hw: int) -> Optional[torch.Tensor]:
-        """Context of the temporal blocks, one row per (video, position): (B*H*W, M, D)."""
+        """Context of the temporal blocks: (B, M, D), one row per video, which the attention spreads over
+        the video's H*W positions (its rows of x are consecutive), or (B*H*W, M, D)."""
         if self.use_spatial_context:
             if context is None or context.ndim != 3:
                 raise ValueError("use_spatial_context needs a (B*T, M, D) context")
             # NOTE: every frame of a video carries the same image context; the first frame's is used.
-            return repeat(context[::timesteps], "b ... -> (b n) ...", n=hw)
+            return context[::timesteps]
         if time_context is None:
             return None
         time_context = repeat(time_context, "b ... -> (b n) ...", n=hw)
