@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ff_chunk", type=int, default=None,
                    help="run transformer MLPs over this many tokens at a time (less memory, same output)")
     g.add_argument("--random_weights", action="store_true", help="no checkpoint: random weights (for tests and timing only)")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the UNet and the decoder: the first video takes minutes longer, later ones are "
+                        "faster (docs/benchmarks.md)")
     g = p.add_argument_group("sampling (default: the model config's sampling: section)")
     g.add_argument("--num_frames", type=int, default=None)
     g.add_argument("--num_steps", type=int, default=None)
@@ -200,7 +203,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         pipe = VideoPipeline.load(version=args.version, config=args.config, ckpt=args.ckpt, device=device,
                                   dtype=dtype, offload=args.offload, ff_chunk_size=args.ff_chunk,
                                   random_weights=args.random_weights, download=args.download,
-                                  download_dir=args.download_dir, lora=args.lora)
+                                  download_dir=args.download_dir, lora=args.lora, compile=args.compile)
         load_s = time.perf_counter() - t_load
         logger.info("model loaded in %.1fs", load_s)
         filled = opts.filled(pipe.defaults)  # validate the combination before the first image

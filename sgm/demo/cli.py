@@ -18,7 +18,7 @@ class DemoSettings:
     with a `sampling:` section. ckpt: weights path (None: the config's `sampling.checkpoint`).
     random_weights: build the launch model with random weights, reading no checkpoint (to try the
     page, e.g. on the tiny config; the videos are noise).
-    device / dtype / offload / download: passed to `VideoPipeline.load` (download: fetch a missing
+    device / dtype / offload / download / compile: passed to `VideoPipeline.load` (download: fetch a missing
     official checkpoint from the Hugging Face Hub, see docs/download.md; lora: adapter files
     "file[:strength]" applied to every model loaded, see docs/lora.md). host, port: where the server listens
     (127.0.0.1 by default: only this machine can reach it). share: ask Gradio for a public link.
@@ -36,6 +36,7 @@ class DemoSettings:
     offload: bool = False
     download: bool = False
     lora: List[str] = field(default_factory=list)
+    compile: bool = False
     host: str = "127.0.0.1"
     port: int = 7860
     share: bool = False
@@ -70,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "(never otherwise; see docs/download.md)")
     parser.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
                         help="apply a LoRA adapter at STRENGTH (default 1) to the loaded model; repeatable (docs/lora.md)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the UNet and the decoder (the first video "
+                                                               "takes minutes longer, later ones are faster)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
                                                            "0.0.0.0 exposes the demo to your network)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
@@ -131,6 +134,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> DemoSettings:
     version = args.version if args.version is not None else (None if args.config else DEFAULT_VERSION)
     settings = DemoSettings(version=version, config=args.config, ckpt=args.ckpt, random_weights=args.random_weights,
                             device=args.device, dtype=args.dtype, offload=args.offload, download=args.download, lora=args.lora,
+                            compile=args.compile,
                             host=args.host, port=args.port, share=args.share,
                             max_upload_mb=args.max_upload_mb, output_folder=args.output_folder,
                             concurrency=args.concurrency, max_queue=args.max_queue)

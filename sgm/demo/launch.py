@@ -33,7 +33,7 @@ def prepare(settings: DemoSettings) -> DemoHandlers:
     if slow:
         logger.warning("%s", slow)
     slot = ModelSlot(VideoPipeline.load, device=settings.device, dtype=settings.dtype, offload=settings.offload,
-                     download=settings.download, lora=list(settings.lora))
+                     download=settings.download, lora=list(settings.lora), compile=settings.compile)
     try:
         slot.load(launch)
     except MissingCheckpointError as e:

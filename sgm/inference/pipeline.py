@@ -13,6 +13,7 @@ from PIL import Image
 from .. import __version__
 from ..models.loading import build_model, load_config
 from ..modules.autoencoding.temporal_ae import VideoDecoder
+from ..modules.compile import CompileOptions, compile_engine
 from .chaining import CHAIN_RELEASE_SIGMA, chain_record, default_overlap, plan_chain, sample_chain
 from .checkpoints import config_checkpoint, training_config, version_config
 from .conditioning import UC_ZERO_KEYS, video_batch
@@ -119,7 +120,7 @@ class VideoPipeline:
              dtype: Union[None, str, torch.dtype] = None, offload: bool = False, ff_chunk_size: Optional[int] = None,
              release_unused: bool = True, random_weights: bool = False, download: bool = False,
              download_dir: Optional[str] = None, lora: Sequence[Union[str, Tuple[str, float]]] = (),
-             merge_lora: bool = True) -> "VideoPipeline":
+             merge_lora: bool = True, compile: Union[bool, CompileOptions] = False) -> "VideoPipeline":
         """Build the model of `version` (one of sgm.inference.checkpoints.VERSIONS) or of `config`
         (which wins) and load `ckpt` (default: the config's `sampling.checkpoint`). Without `config`, a
         training checkpoint of main.py (`<run>/checkpoints/*.ckpt`) brings its own run config, which
@@ -136,6 +137,8 @@ class VideoPipeline:
         lora: adapter files to apply, each "file.safetensors[:strength]" or (file, strength) (ours or
         diffusers/peft names; sgm.lora). merge_lora: add them into the weights (no cost per step);
         False keeps them apart, so `set_lora_strength` can change them between videos.
+        compile: torch.compile the UNet and the decoder (True, or CompileOptions); the first video then
+        takes minutes longer to compile (docs/benchmarks.md: what it buys, which size changes recompile).
         Raises MissingCheckpointError naming the path looked for and the official file to put there.
         """
         embedded = training_config(ckpt) if config is None else None  # a main.py checkpoint holds its config
@@ -169,9 +172,11 @@ class VideoPipeline:
         if ff_chunk_size is not None:
             set_ff_chunk_size(model, ff_chunk_size)
         loras = apply_loras(model.model.diffusion_model, lora, merge_lora)
+        if compile:  # after the LoRAs: compiling sees the adapters' layers
+            compile_engine(model, compile if isinstance(compile, CompileOptions) else None)
         info = {"version": version, "config": config_name,
                 "ckpt": ckpt_path, "dtype": str(torch_dtype).replace("torch.", ""), "offload": bool(offload),
-                "ff_chunk_size": ff_chunk_size, **({"lora": loras} if loras else {})}
+                "ff_chunk_size": ff_chunk_size, "compile": bool(compile), **({"lora": loras} if loras else {})}
         return cls(model, cfg, device=device, offload=offload, info=info)
 
     def set_lora_strength(self, name: str, strength: float) -> None:

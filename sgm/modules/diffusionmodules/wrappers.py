@@ -2,18 +2,21 @@
 import torch
 import torch.nn as nn
 
+from ..compile import compile_module
+
 OPENAIUNETWRAPPER = "sgm.modules.diffusionmodules.wrappers.OpenAIWrapper"
 
 
 class IdentityWrapper(nn.Module):
     """Holds the network as `diffusion_model` (the checkpoints' key prefix).
 
-    diffusion_model: the network. compile_model: wrap it in torch.compile.
+    diffusion_model: the network. compile_model: torch.compile its forward in place (the config key
+    `model.params.compile_model`; state-dict keys stay those of the checkpoints, see sgm.modules.compile).
     """
 
     def __init__(self, diffusion_model: nn.Module, compile_model: bool = False):
         super().__init__()
-        self.diffusion_model = torch.compile(diffusion_model) if compile_model else diffusion_model
+        self.diffusion_model = compile_module(diffusion_model) if compile_model else diffusion_model
 
     def forward(self, *args, **kwargs):
         return self.diffusion_model(*args, **kwargs)
