@@ -5,7 +5,6 @@ from typing import List, Optional, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from einops import rearrange
 from torch.utils.checkpoint import checkpoint
 
 from .diffusionmodules.util import zero_module
@@ -95,9 +94,9 @@ class CrossAttention(nn.Module):
             context = context.repeat_interleave(x.shape[0] // context.shape[0], dim=0)  # (B, M, context_dim)
         context = x if context is None else context
         q, k, v = self.to_q(x), self.to_k(context), self.to_v(context)
-        q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in (q, k, v))
+        q, k, v = (t.unflatten(-1, (self.heads, self.dim_head)).transpose(1, 2) for t in (q, k, v))  # (B, heads, N, d)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, heads, N, dim_head)
-        return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
+        return self.to_out(out.transpose(1, 2).flatten(2))  # (B, N, heads * dim_head) -> (B, N, query_dim)
 
     def single_token_attention(self, context: torch.Tensor) -> torch.Tensor:
         """Attention over a single context token: the softmax over one key is exactly 1, so every query
@@ -192,15 +191,15 @@ class SpatialTransformer(nn.Module):
         x = self.norm(x)
         if not self.use_linear:
             x = self.proj_in(x)
-        x = rearrange(x, "b c h w -> b (h w) c").contiguous()
+        x = x.flatten(2).transpose(1, 2).contiguous()  # (B, H*W, C)
         return self.proj_in(x) if self.use_linear else x
 
     def _project_out(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        # (B, H*W, inner) -> (B, C, H, W)
+        # (B, H*W, inner) -> (B, C, H, W); with Linear projections a strided view, which the residual
+        # sum that follows lays out (one copy fewer)
         if self.use_linear:
-            x = self.proj_out(x)
-        x = rearrange(x, "b (h w) c -> b c h w", h=h, w=w).contiguous()
-        return x if self.use_linear else self.proj_out(x)
+            return self.proj_out(x).transpose(1, 2).unflatten(2, (h, w))
+        return self.proj_out(x.transpose(1, 2).unflatten(2, (h, w)).contiguous())
 
     def unet_forward(self, x: torch.Tensor, emb: torch.Tensor, context=None, **unused) -> torch.Tensor:
         """Call from a UNet block: only the cross-attention context is used."""
@@ -213,4 +212,4 @@ class SpatialTransformer(nn.Module):
         x = self._project_in(x)
         for i, block in enumerate(self.transformer_blocks):
             x = block(x, context=contexts[i if len(contexts) > 1 else 0])
-        return self._project_out(x, h, w) + x_in
+        return x_in + self._project_out(x, h, w)  # x_in first: the sum takes its (contiguous) layout

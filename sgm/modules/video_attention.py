@@ -4,7 +4,6 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-from einops import rearrange, repeat
 
 from .attention import CrossAttention, FeedForward, SpatialTransformer, check_attn_mode, maybe_checkpoint
 from .diffusionmodules.util import AlphaBlender, linear, timestep_embedding
@@ -60,7 +59,7 @@ class VideoTransformerBlock(nn.Module):
 
     def _forward(self, x: torch.Tensor, context: Optional[torch.Tensor], timesteps: int) -> torch.Tensor:
         bt, s, c = x.shape  # (B*T, S, C)
-        x = rearrange(x, "(b t) s c -> (b s) t c", t=timesteps)
+        x = x.unflatten(0, (-1, timesteps)).transpose(1, 2).flatten(0, 1)  # (B*S, T, C)
         if self.ff_in:
             h = self.ff_in(self.norm_in(x))
             x = h + x if self.is_res else h
@@ -73,7 +72,7 @@ class VideoTransformerBlock(nn.Module):
             x = self.attn2(self.norm2(x), context=ctx) + x
         h = self.ff(self.norm3(x))
         x = h + x if self.is_res else h
-        return rearrange(x, "(b s) t c -> (b t) s c", s=s, b=bt // timesteps, t=timesteps)
+        return x.unflatten(0, (-1, s)).transpose(1, 2).flatten(0, 1)  # (B*T, S, C)
 
 
 class SpatialVideoTransformer(SpatialTransformer):
@@ -127,7 +126,7 @@ class SpatialVideoTransformer(SpatialTransformer):
             return context[::timesteps]
         if time_context is None:
             return None
-        time_context = repeat(time_context, "b ... -> (b n) ...", n=hw)
+        time_context = time_context.repeat_interleave(hw, dim=0)  # (B*H*W, ...)
         return time_context[:, None] if time_context.ndim == 2 else time_context
 
     def unet_forward(self, x, emb, context=None, time_context=None, num_video_frames=None, image_only_indicator=None):
@@ -149,4 +148,4 @@ class SpatialVideoTransformer(SpatialTransformer):
             x = block(x, context=context)
             x_mix = mix_block(x + emb, context=time_context, timesteps=timesteps)
             x = self.time_mixer(x_spatial=x, x_temporal=x_mix, image_only_indicator=image_only_indicator)
-        return self._project_out(x, h, w) + x_in
+        return x_in + self._project_out(x, h, w)  # x_in first: the sum takes its (contiguous) layout

@@ -4,7 +4,6 @@ from typing import Callable, Optional, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from einops import rearrange
 
 
 def nonlinearity(x: torch.Tensor) -> torch.Tensor:
@@ -97,9 +96,9 @@ class AttnBlock(nn.Module):
         x = self.norm(x)
         q, k, v = self.q(x), self.k(x), self.v(x)
         b, c, h, w = q.shape
-        q, k, v = (rearrange(t, "b c h w -> b 1 (h w) c").contiguous() for t in (q, k, v))
+        q, k, v = (t.flatten(2).transpose(1, 2).unsqueeze(1).contiguous() for t in (q, k, v))  # (B, 1, H*W, C)
         out = F.scaled_dot_product_attention(q, k, v)  # (B, 1, H*W, C)
-        return rearrange(out, "b 1 (h w) c -> b c h w", h=h, w=w)
+        return out.squeeze(1).transpose(1, 2).unflatten(2, (h, w))  # (B, C, H, W), a view
 
     def forward(self, x: torch.Tensor, **unused) -> torch.Tensor:
         return x + self.proj_out(self.attention(x))

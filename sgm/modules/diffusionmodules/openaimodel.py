@@ -9,7 +9,6 @@ from typing import Callable, Iterable, List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from einops import rearrange
 
 from ..attention import SpatialTransformer, maybe_checkpoint
 from .util import avg_pool_nd, conv_nd, linear, normalization, timestep_embedding, zero_module
@@ -169,7 +168,7 @@ class ResBlock(TimestepBlock):
             h = self.out_layers[1:](h)
         else:
             if self.exchange_temb_dims:
-                emb_out = rearrange(emb_out, "b t c ... -> b c t ...")  # (B, C, T, 1, 1)
+                emb_out = emb_out.transpose(1, 2)  # (B, T, C, 1, 1) -> (B, C, T, 1, 1)
             h = self.out_layers(h + emb_out)
         return self.skip_connection(x) + h
 

@@ -69,6 +69,13 @@ def linear(*args, **kwargs) -> nn.Linear:
     return nn.Linear(*args, **kwargs)
 
 
+# The patterns the UNet and the video decoder use, as plain views (no einops call in a compiled graph).
+_ALPHA_SHAPES = {
+    "b t -> (b t) 1 1": lambda alpha: alpha.reshape(-1, 1, 1),  # against (B*T, S, C) tokens
+    "b t -> b 1 t 1 1": lambda alpha: alpha[:, None, :, None, None],  # against (B, C, T, H, W) features
+}
+
+
 class AlphaBlender(nn.Module):
     """Mixes a spatial and a temporal branch: `alpha * x_spatial + (1 - alpha) * x_temporal`.
 
@@ -104,7 +111,8 @@ class AlphaBlender(nn.Module):
             torch.ones(1, 1, device=image_only_indicator.device),
             torch.sigmoid(self.mix_factor)[..., None],
         )
-        return rearrange(alpha, self.rearrange_pattern)
+        shape = _ALPHA_SHAPES.get(self.rearrange_pattern)
+        return shape(alpha) if shape is not None else rearrange(alpha, self.rearrange_pattern)
 
     def forward(self, x_spatial: torch.Tensor, x_temporal: torch.Tensor,
                 image_only_indicator: Optional[torch.Tensor] = None) -> torch.Tensor:

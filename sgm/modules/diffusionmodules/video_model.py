@@ -4,7 +4,6 @@ learned alpha (Blattmann et al. 2023, "Stable Video Diffusion", Sec. 3 and App. 
 from typing import List, Optional, Sequence, Union
 
 import torch
-from einops import rearrange
 
 from ..video_attention import SpatialVideoTransformer
 from .openaimodel import ResBlock, UNetBase
@@ -38,10 +37,10 @@ class VideoResBlock(ResBlock):
     def forward(self, x: torch.Tensor, emb: torch.Tensor, num_video_frames: int,
                 image_only_indicator: Optional[torch.Tensor] = None) -> torch.Tensor:
         x = super().forward(x, emb)  # (B*T, C, H, W)
-        x_spatial = rearrange(x, "(b t) c h w -> b c t h w", t=num_video_frames)
-        x_temporal = self.time_stack(x_spatial, rearrange(emb, "(b t) ... -> b t ...", t=num_video_frames))
+        x_spatial = x.unflatten(0, (-1, num_video_frames)).transpose(1, 2)  # (B, C, T, H, W), a view
+        x_temporal = self.time_stack(x_spatial, emb.unflatten(0, (-1, num_video_frames)))  # emb: (B, T, C)
         x = self.time_mixer(x_spatial=x_spatial, x_temporal=x_temporal, image_only_indicator=image_only_indicator)
-        return rearrange(x, "b c t h w -> (b t) c h w")
+        return x.transpose(1, 2).flatten(0, 1)  # (B*T, C, H, W)
 
 
 class VideoUNet(UNetBase):
