@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass
 from typing import Optional
 
-import torch
 import torch.nn as nn
 
 logger = logging.getLogger(__name__)
