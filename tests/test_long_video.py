@@ -126,6 +126,8 @@ def test_chained_video_on_the_tiny_model(pipe):
     # The first clip is the one-clip video of the same seed (up to its crossfaded overlap).
     single = pipe.sample_latents(image, SamplingOptions(seed=4, num_steps=2)).cpu()
     torch.testing.assert_close(z[:T - 2], single[:T - 2])
+    # Fewer frames than a clip: the first ones of the one-clip video.
+    torch.testing.assert_close(pipe.sample_latents(image, SamplingOptions(seed=4, num_steps=2, total_frames=2)), single[:2])
     steps = []
     result = pipe.generate(image, opts, progress=lambda i, n, stage: steps.append((i, n, stage)))
     assert [s for s in steps if s[2] == "sampling"] == [(i, 8, "sampling") for i in range(1, 9)]  # 4 clips x 2 steps

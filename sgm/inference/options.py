@@ -32,9 +32,10 @@ class SamplingOptions:
     `sgm.inference.samplers.SAMPLER_NAMES`. crop_offset: (x, y) in [0, 1] placing the crop after
     resizing the image to cover the target: 0 left/top, 0.5 centre, 1 right/bottom.
     total_frames: frames of the whole video; above num_frames the video is made of chained clips
-    (`sgm.inference.chaining`); None: one clip. chain_overlap: frames each chained clip shares with
-    the previous one, 1..num_frames-1 (None: num_frames // 4, at least 1). color_match: hold each
-    chained clip's latent colour statistics to the first clip's.
+    (`sgm.inference.chaining`), below it is the first total_frames frames of one clip; None: one
+    clip. chain_overlap: frames each chained clip shares with the previous one, 1..num_frames-1
+    (None: num_frames // 4, at least 1). color_match: hold each chained clip's latent colour
+    statistics to the first clip's.
     """
 
     num_frames: Optional[int] = None

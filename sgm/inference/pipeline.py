@@ -242,7 +242,7 @@ class VideoPipeline:
         seed_info = {"seed": seed, "base_seed": opts.seed, "video_index": video_index, "image_sha256": fingerprint}
         try:
             with torch.no_grad():
-                if opts.total_frames is not None and opts.total_frames > opts.num_frames:
+                if opts.total_frames is not None and opts.total_frames != opts.num_frames:  # chained, or one cut clip
                     z, seed_info["chain"] = self._chained_latents(frame, opts, seed, progress)
                 else:
                     z = self._sample_latents(frame, opts, seed, progress)
