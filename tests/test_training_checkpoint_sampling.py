@@ -39,5 +39,6 @@ def test_the_demo_pipeline_loads_a_training_checkpoint_whatever_the_version(trai
     assert pipe.info["config"] == f"the config stored in {trained}" and pipe.info["version"] is None
     assert pipe.defaults.num_frames == 4
     weights = torch.load(trained, map_location="cpu", weights_only=True)["state_dict"]
-    name = "model.diffusion_model.out.2.bias"
-    assert torch.equal(pipe.model.state_dict()[name], weights[name])
+    ema, raw = weights["model_ema.diffusion_modelout2bias"], weights["model.diffusion_model.out.2.bias"]
+    assert not torch.equal(ema, raw)  # one step with EMA warm-up: the two differ
+    assert torch.equal(pipe.model.state_dict()["model.diffusion_model.out.2.bias"], ema)  # sampled with the EMA

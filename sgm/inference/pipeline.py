@@ -167,6 +167,9 @@ class VideoPipeline:
         model_cfg.get("params", {}).pop("ckpt_path", None)
         model = build_model(model_cfg, ckpt_path=ckpt_path, device=storage, dtype=torch_dtype)  # random if None
         logger.info("built %s from %s in %.1fs", type(model).__name__, ckpt_path or "random weights", time.perf_counter() - t0)
+        if getattr(model, "model_ema", None) is not None:  # a training config (use_ema): sample with the EMA
+            model.model_ema.copy_to(model.model)  # weights, as the training VideoLogger does
+            logger.info("sampling with the EMA weights of %s", ckpt_path or "the model")
         if release_unused:
             release_unused_weights(model)
         if ff_chunk_size is not None:
