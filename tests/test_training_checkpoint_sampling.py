@@ -1,5 +1,7 @@
 """A checkpoint written by main.py samples with the sampling CLI (and loads in the demo's pipeline) from
 `--ckpt` alone: the run config stored inside it builds the model."""
+import csv
+
 import numpy as np
 import pytest
 import torch
@@ -14,8 +16,10 @@ _one_thread = pytest.fixture(autouse=True)(one_thread_fixture)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
-    assert run(toy_overrides(tmp, max_steps=1)) == 0
+    assert run(toy_overrides(tmp, max_steps=1)) == 0  # log_every_n_steps is 5 in the toy config
     (ckpt,) = (tmp / "logs").glob("*_t/checkpoints/last.ckpt")
+    with open(ckpt.parent.parent / "csv" / "metrics.csv", newline="") as f:
+        assert [r["step"] for r in csv.DictReader(f) if r.get("loss")] == ["0"]  # a run shorter than that logs too
     return ckpt
 
 
