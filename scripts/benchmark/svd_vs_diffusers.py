@@ -10,6 +10,9 @@ configs/inference/svd_xt.yaml, diffusers' components from the configs sgm.intero
     python scripts/benchmark/svd_vs_diffusers.py --size tiny
     # GPU, the real thing: SVD-XT, 25 frames at 576x1024, 25 steps, fp16
     python scripts/benchmark/svd_vs_diffusers.py --size full --device cuda --dtype fp16
+    # CPU, one full-size guided UNet forward (2 x 4 frames, 16x16 latent): ours eager and compiled,
+    # diffusers eager and compiled, in turn within each round
+    python scripts/benchmark/svd_vs_diffusers.py --unet_only --size full --frames 4 --height 128 --width 128 --compile
 
 Printed per engine: median seconds per sampling step (one guided UNet evaluation on 2 x T
 frames), seconds to decode the T latents (decoding_t frames per decoder call), peak memory of
@@ -22,16 +25,20 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script: make `scripts.benchmark` importable
+    sys.path.insert(0, str(REPO))
 SIZES = {
-    # unet_channels, head_dim, vae_channels, clip width/layers/head width/patch, context dim
-    "full": dict(unet_channels=320, head_dim=64, vae_channels=128, clip_width=1280, clip_layers=32, clip_head_width=80,
-                 clip_patch=14, context_dim=1024, frames=25, height=576, width=1024, steps=25, decoding_t=14),
-    "tiny": dict(unet_channels=64, head_dim=32, vae_channels=32, clip_width=64, clip_layers=2, clip_head_width=32,
+    # unet_channels, head_dim, vae_channels, clip width/layers/head width/patch, context dim; UNet levels
+    # (SVD: 4, attention on all but the last) and res blocks per level (SVD: 2)
+    "full": dict(levels=4, res_blocks=2, unet_channels=320, head_dim=64, vae_channels=128, clip_width=1280, clip_layers=32,
+                 clip_head_width=80, clip_patch=14, context_dim=1024, frames=25, height=576, width=1024, steps=25, decoding_t=14),
+    "tiny": dict(levels=4, res_blocks=2, unet_channels=64, head_dim=32, vae_channels=32, clip_width=64, clip_layers=2, clip_head_width=32,
                  clip_patch=32, context_dim=64, frames=8, height=128, width=192, steps=4, decoding_t=4),
 }
 
@@ -49,6 +56,14 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--engines", default="ours,diffusers")
     p.add_argument("--json", default=None, help="also write all measurements here")
+    p.add_argument("--unet_only", action="store_true",
+                   help="time one guided UNet forward (2 x frames) instead of sampling and decoding; diffusers' UNet "
+                        "shares our weights' storage (scripts/benchmark/unet_forward.py), so one model is in memory")
+    p.add_argument("--compile", action="store_true", help="with --unet_only: add both UNets compiled to the same run")
+    p.add_argument("--compile_mode", default=None, help="torch.compile mode (default: inductor's default)")
+    p.add_argument("--compile_backend", default="inductor", help="torch.compile backend ('eager': trace only, for tests)")
+    p.add_argument("--ablate_single_token", action="store_true",
+                   help="with --unet_only: also time ours without the single-context-token attention path")
     args = p.parse_args(argv)
     for key, value in SIZES[args.size].items():
         if getattr(args, key) is None:
@@ -67,6 +82,8 @@ def our_config(a):
     net = cfg.model.params.network_config.params
     net.model_channels, net.num_head_channels, net.context_dim = a.unet_channels, a.head_dim, a.context_dim
     net.use_checkpoint = False
+    net.channel_mult, net.num_res_blocks = [1, 2, 4, 4][:a.levels], a.res_blocks
+    net.attention_resolutions = [2**i for i in range(a.levels - 1)]  # SVD: [1, 2, 4], no attention on the last level
     clip = cfg.model.params.conditioner_config.params.emb_models[0].params.open_clip_embedding_config.params
     if a.clip_width != 1280 or a.clip_layers != 32 or a.clip_patch != 14 or a.context_dim != 1024:
         arch = {"embed_dim": a.context_dim, "vision_cfg": {"image_size": 224, "layers": a.clip_layers, "width": a.clip_width,
@@ -272,8 +289,28 @@ def describe_machine(device: str) -> str:
     return f"{cpu}, {os.cpu_count()} cores visible (torch {torch.__version__}, CPU)"
 
 
+def main_unet_only(a):
+    import torch
+
+    from scripts.benchmark.unet_forward import measure_unet_forward, print_unet_forward
+    from sgm.modules.compile import CompileOptions
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    torch.set_flush_denormal(True)
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[a.dtype]
+    options = CompileOptions(mode=a.compile_mode, backend=a.compile_backend) if a.compile else None
+    results = measure_unet_forward(a, our_config(a), torch.device(a.device), dtype, options, a.ablate_single_token)
+    print_unet_forward(a, results, describe_machine(a.device))
+    if a.json:
+        Path(a.json).write_text(json.dumps({"args": vars(a), "machine": describe_machine(a.device), "results": results}, indent=1))
+    return results
+
+
 def main(argv=None):
     a = parse_args(argv)
+    if a.unet_only:
+        return main_unet_only(a)
     engines = [e.strip() for e in a.engines.split(",") if e.strip()]
     results = measure(a, engines)
     print(f"machine: {describe_machine(a.device)}; dtype {a.dtype}")
