@@ -144,7 +144,8 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
         trainer = build_trainer(cfg, run_dir, args.seed, resume_step)
     model.learning_rate = learning_rate(cfg, trainer)
     run_dir.make()  # only now: a config error leaves no empty run directory behind
-    remove_stale_temp_files(run_dir.checkpoints)
+    if rank_zero_only.rank == 0:  # the other ranks (and nodes) may start while rank zero writes
+        remove_stale_temp_files(run_dir.checkpoints)
     save_config(cfg, run_dir)
     logger.info("run directory %s%s", run_dir.root, f", resuming {resume_ckpt}" if resume_ckpt else "")
     previous = os.environ.get(RUN_DIR_ENV)
