@@ -5,8 +5,9 @@
 
 1. The teacher is the toy curriculum's stage-3 checkpoint (<workdir>/stage3/checkpoints/last.ckpt); when it
    is missing, scripts/toy_curriculum.py runs first to make it.
-2. `main.py --base configs/distill/toy_consistency.yaml` trains the student from the teacher's weights on the
-   curriculum's training clips (<workdir>/distill).
+2. `main.py` trains the student from the teacher's weights on the curriculum's training clips (<workdir>/distill),
+   with <workdir>/distill_config.yaml: the teacher run's own config (stored in its checkpoint) with the
+   distillation engine, loss and sampler of configs/distill/toy_consistency.yaml.
 3. On the held-out clips (<workdir>/data/eval_videos, never trained on), each clip's first frame is animated
    with the same seed, hence the same initial noise, by: the teacher with 25 guided Euler steps (the
    reference), the teacher with 1, 2 and 4 guided steps, and the student with 1, 2 and 4 consistency steps, all
@@ -35,8 +36,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-TEACHER_CONFIG = "configs/toy/svd_toy.yaml"
 STUDENT_CONFIG = "configs/distill/toy_consistency.yaml"
+# What the student's config takes from configs/distill/toy_consistency.yaml; the rest is the teacher run's.
+DISTILL_PARAMS = ("sampler_config", "loss_fn_config", "target_decay", "teacher_dtype", "use_ema")
 TEACHER_STEPS = 25
 STUDENT_STEPS = (1, 2, 4)
 TARGET_RATIO = 2.0
@@ -59,17 +61,53 @@ def ensure_teacher(workdir: Path, threads: int, log) -> Path:
     return ckpt
 
 
+def teacher_run_config(teacher: Path):
+    """The teacher run's own config, stored in its checkpoint by main.py (it holds what the curriculum set at
+    run time, such as the toy autoencoder's scale factor)."""
+    from omegaconf import OmegaConf
+
+    from sgm.inference.checkpoints import training_config
+
+    run = training_config(str(teacher))
+    if run is None:
+        raise DistillError(f"{teacher} holds no run config; give a checkpoint written by main.py")
+    return OmegaConf.create(run)
+
+
+def student_config(teacher: Path, out: Path) -> Path:
+    """The teacher's run config with the distillation engine, loss and sampler of configs/distill/
+    toy_consistency.yaml, the teacher's own sampling guidance as the guidance to distil, and 4 sampling steps."""
+    from omegaconf import OmegaConf
+
+    cfg = teacher_run_config(teacher)
+    distill = OmegaConf.load(REPO / STUDENT_CONFIG).model
+    cfg.model.target = distill.target
+    for key in DISTILL_PARAMS:
+        cfg.model.params[key] = distill.params[key]
+    guider = OmegaConf.select(cfg, "model.params.loss_fn_config.params.guider_config.params")
+    taught = OmegaConf.select(teacher_run_config(teacher), "model.params.sampler_config.params.guider_config.params")
+    if taught is not None:
+        for key in ("min_scale", "max_scale"):
+            if key in taught:
+                guider[key] = taught[key]
+    if "sampling" in cfg:
+        cfg.sampling.num_steps = 4
+    OmegaConf.save(cfg, out)
+    return out
+
+
 def train_student(teacher: Path, workdir: Path, steps: int, lr: float, seed: int, threads: int, log) -> Path:
-    """main.py on the distillation config; returns the student's last checkpoint."""
+    """main.py on the distillation config of this teacher; returns the student's last checkpoint."""
     run_dir = workdir / "distill"
     if run_dir.exists():
         shutil.rmtree(run_dir)
     shards = workdir / "data" / "videos"
+    config = student_config(teacher, workdir / "distill_config.yaml")
     overrides = [f"model.params.ckpt_path={teacher}", f"data.params.train.shards={shards}",
                  f"model.base_learning_rate={lr}", f"lightning.trainer.max_steps={steps}",
                  "lightning.trainer.log_every_n_steps=1", "lightning.trainer.enable_progress_bar=false",
                  f"lightning.modelcheckpoint.params.every_n_train_steps={steps}", "lightning.callbacks.video_logger=null"]
-    cmd = [sys.executable, str(REPO / "main.py"), "--base", str(REPO / STUDENT_CONFIG), *overrides, "--seed", str(seed)]
+    cmd = [sys.executable, str(REPO / "main.py"), "--base", str(config), *overrides, "--seed", str(seed)]
     env = {**os.environ, "SGM_RUN_DIR": str(run_dir), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     log_path = workdir / "distill.log"
     start = time.perf_counter()
@@ -83,7 +121,7 @@ def train_student(teacher: Path, workdir: Path, steps: int, lr: float, seed: int
     return ckpt
 
 
-def held_out_clips(workdir: Path, out_dir: Path, count: int) -> List[Tuple[Path, np.ndarray]]:
+def held_out_clips(workdir: Path, teacher: Path, out_dir: Path, count: int) -> List[Tuple[Path, np.ndarray]]:
     """(first frame as a PNG file, the true clip (T, H, W, 3) uint8) of the held-out evaluation clips."""
     import torch
     from omegaconf import OmegaConf
@@ -94,7 +132,7 @@ def held_out_clips(workdir: Path, out_dir: Path, count: int) -> List[Tuple[Path,
     shards = workdir / "data" / "eval_videos"
     if not any(shards.glob("*.tar")):
         raise DistillError(f"no held-out clips in {shards}: run scripts/toy_curriculum.py --workdir {workdir}")
-    train = OmegaConf.to_container(OmegaConf.load(REPO / TEACHER_CONFIG).data.params.train, resolve=True)
+    train = OmegaConf.to_container(teacher_run_config(teacher).data.params.train, resolve=True)
     train.update(shards=str(shards), shuffle_buffer=0, crop="center", frame_start="start")
     train.pop("resampled", None)
     loader = VideoDataModule(train=train, batch_size=1, num_workers=0).train_dataloader()
@@ -115,8 +153,6 @@ def held_out_clips(workdir: Path, out_dir: Path, count: int) -> List[Tuple[Path,
 def toy_checks(reports: List[Dict]) -> Dict:
     """The toy curriculum's checks of a sampled video against its true clip, over clips: frame 0 PSNR against
     the conditioning frame, and the shape's motion (sgm.data.synthetic_metrics.motion_report)."""
-    import numpy as np
-
     n = len(reports)
     out = {"frame0_psnr_db": float(np.mean([r["frame0_psnr_db"] for r in reports])),
            "direction_agrees": sum(r["direction_agrees"] for r in reports) / n,
@@ -130,13 +166,12 @@ def toy_checks(reports: List[Dict]) -> Dict:
 def evaluate(teacher_ckpt: Path, student_ckpt: Path, clips: List[Tuple[Path, np.ndarray]], seed: int, log) -> Dict:
     """Latent MSE and frame PSNR of each sampler setting against the 25-step teacher, per clip and mean, and
     the toy checks of the 25-step teacher's and the 4-step student's videos against the true clips."""
-    import numpy as np
-
     from sgm.data.synthetic_metrics import motion_report, psnr
     from sgm.inference import SamplingOptions, VideoPipeline
 
-    teacher = VideoPipeline.load(config=str(REPO / TEACHER_CONFIG), ckpt=str(teacher_ckpt), device="cpu")
-    student = VideoPipeline.load(config=str(REPO / STUDENT_CONFIG), ckpt=str(student_ckpt), device="cpu")
+    # each checkpoint carries its run's config (scale factor, sizes): the pipelines build from it
+    teacher = VideoPipeline.load(ckpt=str(teacher_ckpt), device="cpu")
+    student = VideoPipeline.load(ckpt=str(student_ckpt), device="cpu")
     runs = {f"teacher_{k}": (teacher, "euler", k) for k in STUDENT_STEPS}
     runs.update({f"student_{k}": (student, "consistency", k) for k in STUDENT_STEPS})
     per_clip: Dict[str, List[Dict]] = {name: [] for name in runs}
@@ -174,7 +209,7 @@ def run(workdir: Path, steps: int, lr: float, seed: int, clips: int, threads: in
     elif not student.is_file():
         raise DistillError(f"--student {student} does not exist")
     log(f"[eval] {clips} held-out clips, same initial noise for every sampler")
-    held_out = held_out_clips(workdir, workdir / "distill_eval", clips)
+    held_out = held_out_clips(workdir, teacher, workdir / "distill_eval", clips)
     report = {"teacher": str(teacher), "student": str(student), "steps": steps, "learning_rate": lr, "seed": seed,
               **evaluate(teacher, student, held_out, seed, log)}
     mean = report["mean"]

@@ -270,3 +270,23 @@ def test_lora_distillation_trains_only_adapters_and_keeps_the_teacher_the_base_n
     torch.testing.assert_close(teacher, base)
     moved = [n for n, p in engine.target_model.named_parameters() if ".lora_" in n and not torch.equal(p, target_before[n])]
     assert moved  # the target follows the student's adapters
+
+
+def test_teacher_is_the_ema_of_a_training_checkpoint(tmp_path):
+    """A teacher run that kept an EMA samples with it, so distillation starts teacher and student from it."""
+    teacher = instantiate_from_config(OmegaConf.load(REPO / "configs" / "toy" / "svd_toy.yaml").model)
+    fill_deterministic_(teacher.model, seed=0)
+    teacher._new_ema()  # EMA of the filled weights ...
+    fill_deterministic_(teacher.model, seed=1)  # ... which then differ from the network's
+    ckpt = tmp_path / "teacher.ckpt"
+    torch.save({"state_dict": teacher.state_dict()}, ckpt)
+    cfg = OmegaConf.load(TOY)
+    cfg.model.params.ckpt_path = str(ckpt)
+    student = instantiate_from_config(cfg.model)
+    teacher.model_ema.copy_to(teacher.model)
+    for net in (student.model, student.teacher_model, student.target_model):
+        for (name, p), q in zip(net.named_parameters(), teacher.model.parameters()):
+            assert torch.equal(p, q), name
+    cfg.model.params.teacher_ema = False
+    raw = instantiate_from_config(cfg.model)
+    assert not torch.equal(next(raw.model.parameters()), next(student.model.parameters()))

@@ -34,7 +34,8 @@ class ConsistencyDistillationEngine(DiffusionEngine):
     result is a small adapter file that turns the teacher's own weights into the student (`--lora`).
     """
 
-    def __init__(self, *args, target_decay: float = 0.95, teacher_dtype: str = "float32", **kwargs):
+    def __init__(self, *args, target_decay: float = 0.95, teacher_dtype: str = "float32", teacher_ema: bool = True,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         if not 0.0 <= target_decay < 1.0:
             raise ValueError(f"target_decay must be in [0, 1), got {target_decay}")
@@ -45,8 +46,24 @@ class ConsistencyDistillationEngine(DiffusionEngine):
                              "sgm.modules.diffusionmodules.consistency_loss.ConsistencyDistillationLoss, "
                              f"got {type(self.loss_fn).__name__}")
         self.target_decay = target_decay
+        if teacher_ema and kwargs.get("ckpt_path"):
+            self._network_from_ema(kwargs["ckpt_path"])
         self.teacher_model = self._frozen_copy(DTYPES[teacher_dtype], adapters_on=False)
         self.target_model = self._frozen_copy(torch.float32, adapters_on=True)
+
+    @torch.no_grad()
+    def _network_from_ema(self, path: str) -> None:
+        """Copy the EMA weights of the network stored in `path` (LitEma's `model_ema.<name without dots>`
+        buffers), where it has them, into the network."""
+        from ..checkpoint import read_state_dict
+
+        state = read_state_dict(path)
+        params = dict(self.model.named_parameters())
+        ema = {n: state["model_ema." + n.replace(".", "")] for n in params if "model_ema." + n.replace(".", "") in state}
+        for name, value in ema.items():
+            params[name].copy_(value.to(params[name].dtype))
+        if ema:
+            logger.info("teacher and student start from the EMA weights of %s (%d tensors)", path, len(ema))
 
     def _frozen_copy(self, dtype: torch.dtype, adapters_on: bool) -> nn.Module:
         """A copy of the network without gradients. With `lora_config` (LoRA distillation: only adapters
