@@ -40,6 +40,7 @@ def parse_args(argv=None):
     p.add_argument("--workdir", default="runs/lora_toy", help="data, run and report go here")
     p.add_argument("--direction", choices=sorted(UNIT), default="right")
     p.add_argument("--steps", type=int, default=200, help="LoRA training steps")
+    p.add_argument("--batch_size", type=int, default=4, help="clips per training step")
     p.add_argument("--num_images", type=int, default=16, help="held-out first frames to sample from")
     p.add_argument("--num_steps", type=int, default=8, help="sampling steps")
     p.add_argument("--seed", type=int, default=5)
@@ -89,6 +90,7 @@ def train(args, work: Path) -> Path:
     cmd = [sys.executable, str(REPO / "main.py"), "--base", str(REPO / "configs/toy/svd_toy.yaml"),
            str(REPO / "configs/lora/toy_motion.yaml"), f"model.params.ckpt_path={args.base_ckpt}",
            f"data.params.train.shards={shards}", f"lightning.trainer.max_steps={args.steps}",
+           f"data.params.batch_size={args.batch_size}",
            "lightning.trainer.enable_progress_bar=false", "--logdir", str(work / "logs"), "--name", f"lora_{args.direction}"]
     subprocess.run(cmd, check=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
     runs = sorted((work / "logs").glob(f"*_lora_{args.direction}"))
