@@ -159,3 +159,40 @@ def test_temporal_decoder_config_builds_at_full_size_on_meta(tmp_path):
 
     shards = toy_video_shards(tmp_path, duration=3.0, samples=1)  # a dry run finds the shards and decodes one sample
     assert run(["--base", str(TEMPORAL), f"data.params.train.shards={shards}", "--dry-run"]) == 0
+
+
+def test_toy_temporal_decoder_finetunes_from_the_image_autoencoder(tmp_path):
+    """configs/curriculum/toy/stage0_temporal_decoder.yaml starts from an image autoencoder's weights (its video
+    decoder's temporal layers as identities), trains the decoder on clips with the 3-d discriminator, and
+    leaves the encoder as it was."""
+    from safetensors.torch import save_file
+
+    from sgm.data.synthetic import write_toy_video_shards
+    from sgm.util import instantiate_from_config
+
+    cfg = OmegaConf.load(TOY_AE)
+    for part in ("encoder_config", "decoder_config"):
+        cfg.model.params[part].params.ch_mult = [1, 2]
+    torch.manual_seed(0)
+    image_ae = instantiate_from_config(cfg.model)
+    weights = tmp_path / "image_ae.safetensors"
+    save_file({k: v.contiguous() for k, v in image_ae.state_dict().items()
+               if not k.startswith(("loss.", "model_ema."))}, str(weights))
+    shards = tmp_path / "clips"
+    write_toy_video_shards(shards, num_shards=1, samples_per_shard=4, size=(16, 16), seed=5, duration=1.0)
+    run_dir = tmp_path / "temporal"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SGM_RUN_DIR", str(run_dir))
+        assert run(["--base", str(REPO / "configs" / "curriculum" / "toy" / "stage0_temporal_decoder.yaml"),
+                    f"model.params.ckpt_path={weights}", f"data.params.train.shards={shards}",
+                    "data.params.train.size=[16,16]", "data.params.batch_size=1", "lightning.trainer.max_steps=3",
+                    "lightning.trainer.log_every_n_steps=1", "model.params.loss_config.params.disc_start=1",
+                    "model.params.encoder_config.params.ch_mult=[1,2]",
+                    "model.params.decoder_config.params.ch_mult=[1,2]"]) == 0
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    trained = state(ckpt)
+    start = image_ae.state_dict()
+    assert all(torch.equal(trained[k], v) for k, v in start.items() if k.startswith("encoder."))
+    assert not torch.equal(trained["decoder.conv_in.weight"], start["decoder.conv_in.weight"])
+    assert any(k.endswith("time_mix_conv.weight") for k in trained)
+    assert [float(r["train/disc_on"]) for r in metrics(ckpt)] == [0.0, 1.0, 1.0]

@@ -34,22 +34,40 @@ def test_training_losses_read_lightning_csv(tmp_path):
 
 @pytest.mark.slow
 def test_toy_curriculum_end_to_end(tmp_path):
-    """Data, three stages through main.py (each from the last one's weights), loss check, sampled mp4."""
-    report = toy.run(tmp_path / "toy", steps=12, seed=23, threads=1, log=lambda *a: None)
+    """Data, stage 0 (autoencoder) and three stages through main.py's run (each from the last one's weights),
+    loss check, videos sampled from held-out first frames, contact sheets, the report with its figures."""
+    workdir = tmp_path / "toy"
+    report = toy.run(workdir, ae_steps=30, steps=40, i2v_steps=16, seed=23, threads=1, clips=2, log=lambda *a: None)
+    assert report["stage0"]["scale_factor"] > 0 and report["stage0"]["heldout_video_frame_psnr_db"] > 0
     stages = report["stages"]
     assert list(stages) == ["stage1", "stage2", "stage3"]
     for name, stage in stages.items():
         assert stage["loss_fell"] and stage["eval_loss_end"] < stage["eval_loss_start"], (name, stage)
         assert Path(stage["checkpoint"]).is_file()
-    # each stage started from the previous one's weights: the init files exist and the stage-2/3 runs loaded them
+    # each stage started from the previous one's weights, with the stage-0 scale factor
     for name in ("stage2", "stage3"):
-        config = (tmp_path / "toy" / name / "configs" / "config.yaml").read_text()
+        config = (workdir / name / "configs" / "config.yaml").read_text()
         assert f"{name}_init.safetensors" in config
-    video = Path(report["video"])
-    assert video.suffix == ".mp4" and video.stat().st_size > 0
-    assert json.loads((tmp_path / "toy" / "report.json").read_text())["video"] == report["video"]
+        assert f"scale_factor: {report['stage0']['scale_factor']}" in config
+    import av
+
+    for k, sample in enumerate(report["samples"]):
+        video = Path(sample["video"])
+        assert video == workdir / "samples" / f"clip{k}.mp4"
+        assert (workdir / "samples" / f"clip{k}_input.png").is_file()
+        assert Path(sample["contact_sheet"]).is_file()
+        with av.open(str(video)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        assert len(frames) == 4 and frames[0].shape == (32, 32, 3)
+    saved = json.loads((workdir / "report.json").read_text())
+    assert saved["summary"] == json.loads(json.dumps(report["summary"]))
+    assert set(saved["seconds"]) == {"data", "stage0", "stage1", "stage2", "stage3", "sample", "total"}
+    # the training VideoLogger wrote its grid of samples at the last stage-3 step
+    assert any((workdir / "stage3" / "videos").glob("*_grid.png"))
 
 
 def test_cli_rejects_bad_steps(capsys):
-    with pytest.raises(SystemExit):
-        toy.parse_args(["--steps", "0"])
+    for flag in ("--steps", "--ae-steps", "--i2v-steps", "--threads"):
+        with pytest.raises(SystemExit):
+            toy.parse_args([flag, "0"])
+    assert toy.default_threads() >= 1

@@ -149,7 +149,7 @@ def test_form_values_become_options():
     (dict(seed=None), "seed must be a whole number"),
     (dict(seed=1.5), "seed must be a whole number"),
     (dict(seed=-1), "seed must be in"),
-    (dict(width=100), "width must be a positive multiple of 64"),
+    (dict(width=100), "width must be a positive multiple of 32"),
     (dict(motion_bucket_id=300), "motion_bucket_id must be in 0..255"),
 ])
 def test_bad_form_values_name_the_control(overrides, fragment):

@@ -84,7 +84,7 @@ def test_num_videos_formats_and_glob(tmp_path):
     (["--format", "avi"], "unknown output format"),
     (["--ckpt", "/nowhere/svd.safetensors"], "checkpoint not found: /nowhere/svd.safetensors"),
     (["--motion_bucket_id", "999"], "--motion_bucket_id must be in 0..255"),
-    (["--height", "100"], "--height must be a positive multiple of 64, got 100"),
+    (["--height", "100"], "--height must be a positive multiple of 32, got 100"),
     (["--device", "gpu"], "unknown device 'gpu'"),
     (["--ff_chunk", "0"], "--ff_chunk must be >= 1"),
     (["--config", "/nowhere/model.yaml"], "config file not found: /nowhere/model.yaml"),

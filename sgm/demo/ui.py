@@ -19,7 +19,7 @@ SLIDERS = (
     ("decoding_t", "decoding_t", 1, 64, 1, "frames decoded at once (lower: less memory)"),
     ("total_frames", "Total frames", 0, 256, 1, "0: one clip; more than Frames: clips chained into one video"),
 )
-SIZE_SLIDERS = (("width", "Width", 64, 2048, 64), ("height", "Height", 64, 2048, 64))
+SIZE_SLIDERS = (("width", "Width", 32, 2048, 32), ("height", "Height", 32, 2048, 32))
 # The names `/generate` takes in Gradio's API, in the order of its inputs (on_generate's parameters).
 GENERATE_PARAMETERS = ("image", "formats", "crop_x", "crop_y", "width", "height", "num_frames", "num_steps", "fps_id",
                        "motion_bucket_id", "cond_aug", "min_cfg", "max_cfg", "decoding_t", "total_frames", "seed")

@@ -97,7 +97,8 @@ class SamplingOptions:
              f"got {self.chain_overlap}")
         for name in ("height", "width"):
             v = getattr(self, name)
-            need(v is None or (v >= 64 and v % 64 == 0), f"{name} must be a positive multiple of 64, got {v}")
+            # 32: the toy models (f4 autoencoder, 3 UNet downsamplings); SVD's sizes are multiples of 64
+            need(v is None or (v >= 32 and v % 32 == 0), f"{name} must be a positive multiple of 32, got {v}")
         need(self.sampler is None or self.sampler in SAMPLER_NAMES,
              f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLER_NAMES)}")
         need(len(tuple(self.crop_offset)) == 2 and all(0.0 <= float(c) <= 1.0 for c in self.crop_offset),

@@ -8,13 +8,18 @@ import pytorch_lightning as pl
 import torch
 import torch.nn as nn
 
-from ..modules.autoencoding.temporal_ae import VideoDecoder
+from ..modules.autoencoding.temporal_ae import VideoDecoder, init_temporal_as_identity_
 from ..modules.ema import LitEma
 from ..util import default, get_obj_from_str, instantiate_from_config
 
 logger = logging.getLogger(__name__)
 
 WHOLE_MODEL_PREFIX = "first_stage_model."  # where a DiffusionEngine checkpoint keeps its first stage
+TEMPORAL_PARTS = ("time_stack.", "time_mix_conv.", "mix_factor")  # the layers VideoDecoder adds to Decoder
+
+
+def _is_temporal(key: str) -> bool:
+    return any(part in key for part in TEMPORAL_PARTS)
 
 
 class AutoencodingEngine(pl.LightningModule):
@@ -96,6 +101,13 @@ class AutoencodingEngine(pl.LightningModule):
         state = read_state_dict(path)
         if not any(k.startswith("encoder.") for k in state) and any(k.startswith(WHOLE_MODEL_PREFIX) for k in state):
             state = {k[len(WHOLE_MODEL_PREFIX):]: v for k, v in state.items() if k.startswith(WHOLE_MODEL_PREFIX)}
+        temporal = [k for k in self.state_dict() if k.startswith("decoder.") and _is_temporal(k)]
+        if temporal and not any(k in state for k in temporal):
+            # an image autoencoder's weights: the video decoder starts by decoding frame by frame as it did
+            init_temporal_as_identity_(self.decoder)
+            own = self.state_dict()
+            state.update({k: own[k] for k in temporal})
+            logger.info("%s has no temporal decoder layers: they start as identities (%d tensors)", path, len(temporal))
         load_checkpoint(self, state)
         if self.use_ema and not any(k.startswith("model_ema.") for k in state):
             logger.info("%s has no EMA weights: the EMA starts from the loaded weights", path)
