@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run transformer MLPs over this many tokens at a time (less memory, same output)")
     g.add_argument("--random_weights", action="store_true", help="no checkpoint: random weights (for tests and timing only)")
     g.add_argument("--compile", action="store_true",
-                   help="torch.compile the UNet and the decoder: the first video takes minutes longer, later ones are "
-                        "faster (docs/benchmarks.md)")
+                   help="torch.compile the UNet and the decoder: the first video takes minutes longer to compile; "
+                        "on CPU it is not faster (docs/benchmarks.md)")
     g = p.add_argument_group("sampling (default: the model config's sampling: section)")
     g.add_argument("--num_frames", type=int, default=None)
     g.add_argument("--num_steps", type=int, default=None)
