@@ -4,9 +4,10 @@
 its state-dict keys stay as they are (no `_orig_mod.` prefix), so checkpoints load and save unchanged and
 `model.model.diffusion_model` is still the VideoUNet.
 
-Shapes (see docs/benchmarks.md, "Compiled path", and tests/test_compile.py): with the default
-`dynamic=None` the first call compiles a graph for its shapes; the first call with another frame count
-or resolution recompiles once into a graph generic in those sizes; later sizes reuse it.
+Shapes (docs/benchmarks.md, "Compiled path"; tests/test_compile.py): with the default `dynamic=None`
+the first call compiles a graph for its shapes; a first change of frame count recompiles into a graph
+generic in it for 2 to 7 frames, and 8 frames or more need one more; a first change of latent height,
+and of width, recompiles once each into a graph generic in that size.
 """
 import logging
 from dataclasses import dataclass
