@@ -13,6 +13,13 @@ def tiny():
     return build_tiny_model(seed=3)
 
 
+# The same weights loaded another way give the same UNet output up to float32 rounding: a model whose
+# tensors came from a file (memory-mapped, other strides) may take other matmul kernels, and the
+# single-context-token attention path (sgm.modules.attention) reorders a few sums. Loading bugs (a
+# missing, transposed or mis-cast tensor) move the output by far more than this.
+SAME = dict(rtol=1e-4, atol=1e-5)
+
+
 def _unet_out(model):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(4, 8, 8, 16, generator=g)
@@ -36,7 +43,7 @@ def test_build_from_file_on_meta_matches(tiny, tmp_path, fmt):
     assert not any(p.is_meta for p in model.parameters())
     assert all(p.dtype == torch.float32 for p in model.parameters())
     expected = _unet_out(tiny) if fmt != "safetensors-fp16" else _unet_out(build_model(TINY_CONFIG, ckpt_path=str(path)))
-    assert torch.allclose(_unet_out(model), expected, atol=1e-6)
+    torch.testing.assert_close(_unet_out(model), expected, **SAME)
     if fmt == "safetensors-fp16":  # fp16 weights upcast: close to the fp32 model
         assert torch.allclose(_unet_out(model), _unet_out(tiny), rtol=1e-2, atol=1e-2)
 
@@ -64,7 +71,7 @@ def test_missing_unused_weights_are_tolerated(tiny, tmp_path, caplog):
     path = tmp_path / "pruned.safetensors"
     save_file(sd, str(path))
     model = build_model(TINY_CONFIG, ckpt_path=str(path))
-    assert torch.allclose(_unet_out(model), _unet_out(tiny), atol=1e-6)
+    torch.testing.assert_close(_unet_out(model), _unet_out(tiny), **SAME)
     assert not any(p.is_meta for p in model.parameters())
 
 
@@ -96,7 +103,7 @@ def test_ckpt_path_in_config_is_loaded(tiny, tmp_path):
     save_file({k: v.contiguous() for k, v in tiny.state_dict().items()}, str(path))
     cfg = tiny_config(**{"model.params.ckpt_path": str(path)})
     model = instantiate_from_config(cfg.model).eval()
-    assert torch.allclose(_unet_out(model), _unet_out(tiny), atol=1e-6)
+    torch.testing.assert_close(_unet_out(model), _unet_out(tiny), **SAME)
 
 
 def test_missing_file_names_the_path(tmp_path):
