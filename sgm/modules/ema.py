@@ -38,12 +38,16 @@ class LitEma(nn.Module):
             self.num_updates += 1
             decay = min(decay, (1 + float(self.num_updates)) / (10 + float(self.num_updates)))
         shadow = dict(self.named_buffers())
+        targets, sources = [], []
         for name, p in model.named_parameters():
             s_name = self.m_name2s_name.get(name)
-            if s_name is None:
-                continue
-            s = shadow[s_name]
-            s.lerp_(p.detach().to(s.dtype), 1.0 - decay)
+            if s_name is not None:
+                targets.append(shadow[s_name])
+                sources.append(p.detach().to(shadow[s_name].dtype))
+        if targets:
+            # One multi-tensor call instead of a lerp_ per parameter: the toy video UNet has ~1400
+            # parameter tensors, and the per-call overhead was ~4% of a CPU training step.
+            torch._foreach_lerp_(targets, sources, 1.0 - decay)
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module):
