@@ -109,6 +109,19 @@ def test_perceptual_term_only_with_local_weights(tmp_path, caplog):
     assert loss_on.item() > loss_off.item()
 
 
+def test_pixel_loss_l1_or_l2():
+    from sgm.modules.autoencoding.losses import GeneralLPIPSWithDiscriminator
+
+    x, y = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8, 8) * 2 - 1
+    kwargs = dict(regularization_log={}, optimizer_idx=0, global_step=0)
+    l1, _ = GeneralLPIPSWithDiscriminator(disc_start=10, perceptual_weight=0.0)(x, y, **kwargs)
+    l2, _ = GeneralLPIPSWithDiscriminator(disc_start=10, perceptual_weight=0.0, pixel_loss="l2")(x, y, **kwargs)
+    assert l1.item() == pytest.approx((x - y).abs().sum().item() / 2, rel=1e-5)
+    assert l2.item() == pytest.approx((x - y).square().sum().item() / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="pixel_loss must be 'l1' or 'l2'"):
+        GeneralLPIPSWithDiscriminator(disc_start=10, perceptual_weight=0.0, pixel_loss="mse")
+
+
 def test_trained_weights_take_the_ema_and_drop_the_loss():
     from sgm.models.autoencoder import trained_weights
 

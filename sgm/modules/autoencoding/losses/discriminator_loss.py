@@ -1,4 +1,4 @@
-"""The autoencoder's training loss: reconstruction (L1, plus LPIPS when its weights are local) + weighted
+"""The autoencoder's training loss: reconstruction (L1 or L2, plus LPIPS when its weights are local) + weighted
 regularisation (the KL of the DiagonalGaussianRegularizer) + an adversarial term from a patch discriminator
 that switches on at `disc_start` (Esser et al. 2021, "Taming Transformers", Sec. 3.1; sgm's
 GeneralLPIPSWithDiscriminator)."""
@@ -41,8 +41,11 @@ class GeneralLPIPSWithDiscriminator(nn.Module):
                  perceptual_weights: Optional[str] = None, disc_loss: str = "hinge", dims: int = 2,
                  learn_logvar: bool = False, regularization_weights: Optional[Dict[str, float]] = None,
                  discriminator_config: Optional[Dict] = None, scale_input_to_tgt_size: bool = False,
-                 additional_log_keys: Optional[list] = None):
+                 additional_log_keys: Optional[list] = None, pixel_loss: str = "l1"):
         super().__init__()
+        if pixel_loss not in ("l1", "l2"):
+            raise ValueError(f"loss_config.params.pixel_loss must be 'l1' or 'l2', got {pixel_loss!r}")
+        self.pixel_loss = pixel_loss
         if disc_loss not in D_LOSSES:
             raise ValueError(f"loss_config.params.disc_loss must be one of {sorted(D_LOSSES)}, got {disc_loss!r}")
         if scale_input_to_tgt_size:
@@ -85,8 +88,9 @@ class GeneralLPIPSWithDiscriminator(nn.Module):
         return self.discriminator(x)
 
     def reconstruction_loss(self, inputs: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:
-        """|x - x_rec| (+ perceptual_weight * LPIPS), per pixel (N, C, H, W)."""
-        rec = (inputs - reconstructions).abs()
+        """|x - x_rec| or (x - x_rec)^2 (+ perceptual_weight * LPIPS), per pixel (N, C, H, W)."""
+        diff = inputs - reconstructions
+        rec = diff.abs() if self.pixel_loss == "l1" else diff.square()
         if self.perceptual_on:
             lpips = self._lpips[0].to(inputs.device)
             rec = rec + self.perceptual_weight * lpips(inputs, reconstructions)
