@@ -62,12 +62,19 @@ def test_toy_curriculum_end_to_end(tmp_path):
     saved = json.loads((workdir / "report.json").read_text())
     assert saved["summary"] == json.loads(json.dumps(report["summary"]))
     assert set(saved["seconds"]) == {"data", "stage0", "stage1", "stage2", "stage3", "sample", "total"}
+    # every stage trained with the curriculum's thread count (not main.py's load-average default, which would
+    # count the curriculum itself as busy)
+    for name in ("stage0", "stage1", "stage2", "stage3"):
+        assert "1 CPU thread(s) per training process (--threads)" in (workdir / f"{name}.log").read_text(), name
     # the training VideoLogger wrote its grid of samples at the last stage-3 step
     assert any((workdir / "stage3" / "videos").glob("*_grid.png"))
 
 
 def test_cli_rejects_bad_steps(capsys):
-    for flag in ("--steps", "--ae-steps", "--i2v-steps", "--threads"):
+    for flag in ("--steps", "--ae-steps", "--i2v-steps", "--threads", "--clips"):
         with pytest.raises(SystemExit):
             toy.parse_args([flag, "0"])
+    with pytest.raises(SystemExit):
+        toy.parse_args(["--clips", str(toy.EVAL_CLIPS + 1)])
+    assert "at most 16" in capsys.readouterr().err
     assert toy.default_threads() >= 1
