@@ -450,14 +450,15 @@ def run(workdir: Path, ae_steps: int, steps: int, i2v_steps: int, seed: int, thr
 
 def default_threads() -> int:
     """The CPU cores this process may use that other processes are not already busy on (the 1-minute load
-    average), between 1 and 4. On a busy machine extra threads only wait for each other: on our 2-core machine
-    at load 12, an autoencoder step took about 13 s with 2 threads and 2 s with 1."""
+    average, rounded down: it decays slowly, so a job that ended seconds ago still shows as ~0.9), between 1
+    and 4. On a busy machine extra threads only wait for each other: on our 2-core machine at load 12, an
+    autoencoder step took about 13 s with 2 threads and 2 s with 1."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     try:
-        busy = round(os.getloadavg()[0])
+        busy = int(os.getloadavg()[0])
     except OSError:  # no load average on this platform
         busy = 0
     return max(1, min(cores - busy, 4))
