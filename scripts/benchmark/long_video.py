@@ -43,7 +43,9 @@ HELD_OUT_SEED = 90_000  # the toy curriculum draws its data from seeds 23 and 10
 def held_out_images(n: int, height: int, width: int) -> List[Image.Image]:
     from sgm.data.synthetic import render_toy_video
 
-    return [Image.fromarray(render_toy_video(np.random.default_rng([HELD_OUT_SEED, i]), height, width, 12.0, 1)[0][0])
+    # First frames of the toy world the curriculum's stage 3 learnt (four colours, each with its direction).
+    return [Image.fromarray(render_toy_video(np.random.default_rng([HELD_OUT_SEED, i]), height, width, 12.0, 1,
+                                             direction_by_colour=True)[0][0])
             for i in range(n)]
 
 
