@@ -189,8 +189,8 @@ def train(name: str, config: str, run_dir: Path, overrides: List[str], seed: int
     log_path = run_dir.parent / f"{name}.log"
     import torch
 
-    # The thread count the curriculum chose at its start: main.py's own default looks at the load average,
-    # which by now counts this very process as busy, and would fall back to one thread on a 2-core machine.
+    # The thread count the curriculum chose at its start: main.py's own default looks at the CPUs busy now,
+    # which by now include this very process, and would fall back to one thread on a 2-core machine.
     argv = ["--base", str(REPO / config), *overrides, "lightning.trainer.enable_progress_bar=false", "--seed", str(seed),
             "--threads", str(torch.get_num_threads())]
     previous = os.environ.get("SGM_RUN_DIR")
@@ -449,19 +449,12 @@ def run(workdir: Path, ae_steps: int, steps: int, i2v_steps: int, seed: int, thr
 
 
 def default_threads() -> int:
-    """The CPU cores this process may use that other processes are not already busy on (the 1-minute load
-    average, rounded down: it decays slowly, so a job that ended seconds ago still shows as ~0.9), between 1
-    and 4. On a busy machine extra threads only wait for each other: on our 2-core machine at load 12, an
+    """sgm.training.threads.default_threads for one process (the usable cores that are idle now), at most 4.
+    On a busy machine extra threads only wait for each other: on our 2-core machine at load 12, an
     autoencoder step took about 13 s with 2 threads and 2 s with 1."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    try:
-        busy = int(os.getloadavg()[0])
-    except OSError:  # no load average on this platform
-        busy = 0
-    return max(1, min(cores - busy, 4))
+    from sgm.training.threads import default_threads as idle_threads
+
+    return min(idle_threads(1), 4)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -473,8 +466,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--clips", type=int, default=16,
                    help="held-out clips to sample and measure (default 16, all of the held-out shard)")
     p.add_argument("--seed", type=int, default=23, help="seed of data, initialisation and training (default 23)")
-    p.add_argument("--threads", type=int, default=default_threads(),
-                   help=f"torch threads (default: the idle CPU cores by the load average, 1 to 4; here {default_threads()})")
+    threads = default_threads()
+    p.add_argument("--threads", type=int, default=threads,
+                   help=f"torch threads (default: the CPU cores idle now, 1 to 4; here {threads})")
     args = p.parse_args(argv)
     for flag in ("ae_steps", "steps", "i2v_steps", "clips", "threads"):
         if getattr(args, flag) < 1:

@@ -52,3 +52,32 @@ def test_main_default_without_overrides(tmp_path, caplog, monkeypatch):
     assert "CPU thread(s) per training process (default: " in caplog.text
     assert 1 <= torch.get_num_threads() <= default_threads(1, load=0.0)
     assert main([*toy_overrides(tmp_path), "--threads", "0", "--dry-run"]) == 2
+
+
+def test_busy_cpus_reads_the_non_idle_share_of_proc_stat(monkeypatch):
+    """busy_cpus: online CPUs x the non-idle share of CPU time between two /proc/stat samples (idle + iowait
+    count as idle), rounded; default_threads takes it as the busy CPUs."""
+    import io
+
+    from sgm.training import threads
+
+    samples = iter(["cpu  50 0 50 80 20 0 0 0 0 0\n", "cpu  150 0 100 120 30 0 0 0 0 0\n"])
+    monkeypatch.setattr(threads, "open", lambda *a, **k: io.StringIO(next(samples)), raising=False)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(threads.time, "sleep", lambda s: None)
+    # between the samples: 200 of CPU time, 50 of it idle -> 75% busy of 4 CPUs
+    assert threads.busy_cpus() == 3.0
+    monkeypatch.setattr(threads, "busy_cpus", lambda: 3.0)
+    assert threads.default_threads(1, cpus=4) == 1
+
+
+def test_busy_cpus_falls_back_when_proc_stat_is_missing(monkeypatch):
+    from sgm.training import threads
+
+    def missing(*args, **kwargs):
+        raise FileNotFoundError("/proc/stat")
+
+    monkeypatch.setattr(threads, "open", missing, raising=False)
+    monkeypatch.setattr(threads.time, "sleep", lambda s: None)
+    assert threads.busy_cpus() is None
+    assert threads.default_threads(1, cpus=2, load=None) >= 1

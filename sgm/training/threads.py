@@ -6,6 +6,7 @@ spinning against each other can make a step many times slower than with one thre
 """
 import logging
 import os
+import time
 from typing import Any, Optional, Tuple
 
 import torch
@@ -37,11 +38,35 @@ def local_processes(cfg: DictConfig) -> int:
     return 1
 
 
+def busy_cpus(interval: float = 0.25) -> Optional[float]:
+    """CPUs busy right now: online CPUs times the non-idle share of CPU time over `interval` seconds
+    (Linux /proc/stat), rounded to whole CPUs; None where /proc/stat cannot be read. Unlike the 1-minute load
+    average it does not count a job that ended seconds ago (e.g. the pip install before a first run)."""
+    def sample():
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+        return fields[3] + fields[4], sum(fields)
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(interval)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return float(round((1.0 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)))
+
+
 def default_threads(processes: int, cpus: Optional[int] = None, load: Optional[float] = None) -> int:
     """The usable CPUs shared by this node's training processes, and no more than the CPUs that other
-    work leaves idle (usable CPUs minus the 1-minute load average, rounded down); at least 1."""
+    work leaves idle (usable CPUs minus `load`, rounded down); at least 1. `load` defaults to the CPUs busy
+    now (busy_cpus), else the 1-minute load average."""
     cpus = usable_cpus() if cpus is None else cpus
-    load = os.getloadavg()[0] if load is None and hasattr(os, "getloadavg") else (load or 0.0)
+    if load is None:
+        load = busy_cpus()
+    if load is None:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     share = cpus // max(1, processes)
     idle = int(cpus - load)
     return max(1, min(share, idle))
@@ -59,7 +84,7 @@ def choose_threads(flag: Optional[int], cfg: DictConfig) -> Tuple[int, str]:
             raise ValueError(f"OMP_NUM_THREADS must be a positive integer, got {env!r}")
         return int(env), "OMP_NUM_THREADS"
     processes = local_processes(cfg)
-    return default_threads(processes), f"default: {usable_cpus()} usable CPUs, {processes} process(es), load average"
+    return default_threads(processes), f"default: {usable_cpus()} usable CPUs, {processes} process(es), CPUs busy now"
 
 
 def set_threads(flag: Optional[int], cfg: DictConfig) -> int:
