@@ -142,6 +142,36 @@ def test_chained_video_on_the_tiny_model(pipe):
     np.testing.assert_array_equal(result.frames, pipe.decode_latents(z, opts))
 
 
+def test_chained_clips_attend_to_the_first_frame(pipe, monkeypatch):
+    """Every clip of a chain gets the CLIP embedding of the video's first frame, while its concatenated
+    latent is that of the frame it starts on (a clip's colour errors do not feed the next clip's
+    conditioning); with anchor=False (the benchmark's ablation) both come from the start frame."""
+    import sgm.inference.pipeline as pipeline_module
+
+    batches = []
+    original = pipeline_module.video_batch
+
+    def spy(image, *args, **kwargs):
+        batch = original(image, *args, **kwargs)
+        batches.append((image.cpu(), batch["cond_frames_without_noise"].cpu()))
+        return batch
+
+    monkeypatch.setattr(pipeline_module, "video_batch", spy)
+    image = Image.fromarray(random_rgb(64, 128, 6))
+    opts = SamplingOptions(seed=3, num_steps=1, total_frames=8, chain_overlap=1).filled(pipe.defaults)
+    result = pipe.generate(image, opts)
+    assert len(batches) == 3 and result.settings["chain"]["clip_embedding"] == "first frame"
+    first = batches[0][0]
+    for start, clip in batches[1:]:
+        assert not torch.equal(start, first)  # conditioned on the frame where it starts
+        torch.testing.assert_close(clip, first)  # attending to the first frame
+    batches.clear()
+    with torch.no_grad():
+        _, record = pipe._chained_latents(pipe.prepare_image(image, opts), opts, 3, None, anchor=False)
+    assert record["clip_embedding"] == "clip start"
+    assert all(torch.equal(start, clip) for start, clip in batches) and len(batches) == 3
+
+
 @pytest.mark.gpu
 def test_chained_video_needs_the_memory_of_one_clip():
     """Finished clips wait on the CPU: a video of 4 clips peaks at the accelerator memory of one."""

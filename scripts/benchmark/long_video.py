@@ -8,15 +8,18 @@ side by side in one run, over held-out inputs.
 Methods (all make the same number of frames from the same inputs):
 - naive: what users do by hand: a clip from the image, then a clip from its last decoded frame, whose
   first frame (a copy of that frame) is dropped; each clip decoded on its own.
-- chained: `sgm.inference.chaining` as `--total_frames` runs it (overlap tie, crossfade, one decode).
+- chained: `sgm.inference.chaining` as `--total_frames` runs it (overlap tie, crossfade, one decode,
+  every clip attending to the CLIP embedding of the video's first frame).
 - chained + color_match: the same with `--color_match`.
-- ablations: the overlap without the latent tie (only the conditioning frame and the crossfade), and
-  the tie released for the last steps (`--release_sigma`).
+- ablations: each clip attending to the CLIP embedding of the frame it starts on (as naive chaining
+  does), the overlap without the latent tie (only the conditioning frame and the crossfade), and the
+  tie released for the last steps (`--release_sigma`).
 
 Join ratio: at each join, the largest frame-to-frame change (mean absolute pixel difference, 0..255)
 over the transitions the join touches (from the first shared frame to the first new frame), divided by
 the mean change over all other transitions; averaged over joins and inputs. 1.0: a join is as smooth
-as the inside of a clip. Colour drift: distance of the last clip's mean RGB from the first clip's.
+as the inside of a clip. Colour drift: distance of the last clip's mean RGB from the first clip's
+(mean, median and worst over inputs: a single input that runs away dominates the mean).
 Coherence: the change inside clips relative to the difference between videos of different inputs;
 near 1 the model makes no coherent motion and the join ratio cannot separate the methods.
 Inputs: first frames of moving-shape videos (sgm.data.synthetic) drawn with seeds the toy training
@@ -88,14 +91,15 @@ def naive_chain(pipe, image: Image.Image, opts, total_frames: int):
     return frames, clips
 
 
-def chained(pipe, image: Image.Image, opts, tie: bool = True, release_sigma: float = 0.0):
+def chained(pipe, image: Image.Image, opts, tie: bool = True, release_sigma: float = 0.0, anchor: bool = True):
     from sgm.inference.chaining import chain_record
     from sgm.inference.seeds import derive_seed, image_fingerprint
 
     frame = pipe.prepare_image(image, opts)
     seed = derive_seed(opts.seed, image_fingerprint(image))  # as `generate` seeds a video of this image
     with torch.no_grad():
-        z, record = pipe._chained_latents(frame, opts, seed, None, tie=tie, release_sigma=release_sigma)
+        z, record = pipe._chained_latents(frame, opts, seed, None, tie=tie, release_sigma=release_sigma,
+                                             anchor=anchor)
     frames = pipe.decode_latents(z, opts)
     return frames, chain_record(frames, record["clips"])["clips"]
 
@@ -138,6 +142,7 @@ def main() -> int:
         "naive (last frame)": lambda im: naive_chain(pipe, im, opts, total),
         "chained": lambda im: chained(pipe, im, opts, release_sigma=CHAIN_RELEASE_SIGMA),
         "chained + color_match": lambda im: chained(pipe, im, dataclasses.replace(opts, color_match=True)),
+        "CLIP embedding of each clip's start": lambda im: chained(pipe, im, opts, anchor=False),
         "overlap without the tie": lambda im: chained(pipe, im, opts, tie=False),
     }
     for sigma in args.release_sigma:
@@ -153,19 +158,21 @@ def main() -> int:
             rows.append({"input": i, "method": name, "join_ratio": join_ratio(frames, clips), "colour_drift": drift,
                          "seconds": time.perf_counter() - t0})
             made.setdefault(name, []).append((frames, clips))
-            print(f"input {i} {name:34s} join ratio {rows[-1]['join_ratio']:.3f}  colour drift {drift:.2f}", flush=True)
+            print(f"input {i} {name:36s} join ratio {rows[-1]['join_ratio']:.3f}  colour drift {drift:.2f}", flush=True)
 
     weights = args.ckpt or f"random weights (seed {args.seed})"
     print(f"\n{args.config}, {weights}; {args.inputs} held-out inputs, {args.clips} clips of {T} frames "
           f"(total {total}), overlap {opts.chain_overlap or default_overlap(T)}, {opts.num_steps} steps, {opts.sampler}\n")
-    print("| method | join ratio (mean) | join ratio (worst input) | colour drift, last vs first clip (0..255) "
-          "| coherence (inside-clip change / unrelated videos) |")
-    print("|---|---:|---:|---:|---:|")
+    print("| method | join ratio (mean) | join ratio (worst input) | colour drift, last vs first clip (0..255): "
+          "mean | median | worst input | coherence (inside-clip change / unrelated videos) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name in methods:
         mine = [r for r in rows if r["method"] == name]
         ratios = [r["join_ratio"] for r in mine]
+        drifts = [r["colour_drift"] for r in mine]
         videos, clips = zip(*made[name])
-        print(f"| {name} | {np.mean(ratios):.2f} | {max(ratios):.2f} | {np.mean([r['colour_drift'] for r in mine]):.2f} "
+        print(f"| {name} | {np.mean(ratios):.2f} | {max(ratios):.2f} (input {int(np.argmax(ratios))}) | "
+              f"{np.mean(drifts):.2f} | {np.median(drifts):.2f} | {max(drifts):.2f} (input {int(np.argmax(drifts))}) "
               f"| {coherence(list(videos), list(clips)):.2f} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

@@ -94,6 +94,11 @@ def read_config(config: Union[str, os.PathLike, dict, DictConfig], name: str) ->
     return cfg
 
 
+def to_model_image(image: Image.Image) -> torch.Tensor:
+    """An RGB PIL image as the model's input: (1, 3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+
 class VideoPipeline:
     """Image-to-video sampling with a DiffusionEngine (SVD family).
 
@@ -254,10 +259,12 @@ class VideoPipeline:
         return z, frame, seed_info
 
     def _chained_latents(self, frame: Image.Image, opts: SamplingOptions, seed: int, progress: Progress,
-                         tie: bool = True, release_sigma: float = CHAIN_RELEASE_SIGMA):
+                         tie: bool = True, release_sigma: float = CHAIN_RELEASE_SIGMA, anchor: bool = True):
         """Latents (total_frames, C, h, w) on the CPU made clip by clip (`sgm.inference.chaining`),
-        and the chain's record for the settings. tie, release_sigma: see `sample_chain` (other values
-        than the defaults are for scripts/benchmark/long_video.py)."""
+        and the chain's record for the settings. tie, release_sigma: see `sample_chain`. anchor: every
+        clip attends to the CLIP embedding of `frame`, the video's first frame (False: of the frame the
+        clip starts on, as naive chaining does). Other values than the defaults are for
+        scripts/benchmark/long_video.py."""
         overlap = opts.chain_overlap if opts.chain_overlap is not None else default_overlap(opts.num_frames)
         clips = plan_chain(opts.total_frames, opts.num_frames, overlap, seed)
 
@@ -272,26 +279,30 @@ class VideoPipeline:
             progress(len(done) * total + step, len(clips) * total, stage)
 
         def sample_clip(image: Image.Image, clip_seed: int, wrap) -> torch.Tensor:
-            z = self._sample_latents(image, opts, clip_seed, chain_progress if progress is not None else None, wrap)
+            z = self._sample_latents(image, opts, clip_seed, chain_progress if progress is not None else None, wrap,
+                                     clip_image=frame if anchor else None)
             done.append(clip_seed)
             return z
 
         z = sample_chain(frame, clips, opts.num_frames, sample_clip, decode_frame, tie=tie, release_sigma=release_sigma,
                          colour_match=opts.color_match)
         record = {"total_frames": opts.total_frames, "clip_frames": opts.num_frames, "overlap": overlap, "tie": tie,
-                  "release_sigma": release_sigma, "color_match": opts.color_match,
+                  "release_sigma": release_sigma, "clip_embedding": "first frame" if anchor else "clip start",
+                  "color_match": opts.color_match,
                   "clips": [c.to_dict() for c in clips]}
         return z, record
 
     def _sample_latents(self, frame: Image.Image, opts: SamplingOptions, seed: int, progress: Progress,
-                        wrap_denoiser=None) -> torch.Tensor:
-        """Latents (T, C, h, w) of one clip conditioned on `frame`, sampled with `seed`."""
+                        wrap_denoiser=None, clip_image: Optional[Image.Image] = None) -> torch.Tensor:
+        """Latents (T, C, h, w) of one clip conditioned on `frame`, sampled with `seed`; clip_image: the
+        image of the CLIP embedding when it is not `frame` (`video_batch`)."""
         generator = make_generator(seed)
-        image = torch.from_numpy(np.array(frame)).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, H, W)
+        image = to_model_image(frame)  # (1, 3, H, W)
         cond_noise = torch.randn(image.shape, generator=generator)
         noise = torch.randn((opts.num_frames, *self.model.latent_shape(opts.height, opts.width)), generator=generator)  # (T, C, h, w)
+        clip = None if clip_image is None else to_model_image(clip_image).to(self.device)
         batch = video_batch(image.to(self.device), cond_noise.to(self.device), opts.num_frames, opts.fps_id,
-                            opts.motion_bucket_id, opts.cond_aug)
+                            opts.motion_bucket_id, opts.cond_aug, clip_image=clip)
 
         def callback(step):
             if progress is not None:
