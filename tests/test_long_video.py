@@ -112,6 +112,70 @@ def test_sample_chain_joins_clips_with_fake_parts():
                                                     3 + 2 / 3, 4])
 
 
+class OnDevice(torch.Tensor):
+    """Stands for latents on the accelerator in a CPU test: operations keep the type, `.cpu()` gives a
+    plain tensor (as it copies device latents to the host)."""
+
+    def cpu(self, *args, **kwargs):
+        return self.as_subclass(torch.Tensor).clone()
+
+
+def test_finished_clips_leave_the_device():
+    """The CPU-runnable half of "memory stays that of one clip": each clip's latents come back from the
+    (fake) device, are moved to the CPU before the next clip starts and are no longer referenced there;
+    the chain handed to the frame decoder, the known overlap latents of the tie (K frames) and the
+    result are host tensors."""
+    import gc
+    import weakref
+
+    T, K = 4, 2
+    clips = plan_chain(11, T, K, video_seed=1)
+    on_device, seen = [], []
+
+    def sample_clip(frame, seed, wrap):
+        gc.collect()
+        seen.append(sum(ref() is not None for ref in on_device))  # earlier clips' device latents still alive
+        if wrap is not None:
+            known = wrap.__self__.known
+            assert known.shape[0] == K and type(known) is torch.Tensor
+        z = torch.randn(T, 4, 2, 2).as_subclass(OnDevice)  # (T, C, h, w) "on the device"
+        on_device.append(weakref.ref(z))
+        return z
+
+    def decode_frame(z, index):
+        assert type(z) is torch.Tensor  # the chain so far waits on the CPU
+        return index
+
+    z = sample_chain("first", clips, T, sample_clip, decode_frame)
+    assert seen == [0] * len(clips) and len(clips) == 5
+    assert type(z) is torch.Tensor and z.shape[0] == 11
+    z_matched = sample_chain("first", clips, T, sample_clip, decode_frame, colour_match=True)
+    assert type(z_matched) is torch.Tensor
+
+
+def test_device_sees_one_clip_at_a_time(pipe, monkeypatch):
+    """On the tiny model: every sampling call makes one clip of T frames, every decoder call gets at
+    most decoding_t frames, while the chained video has 3 clips."""
+    sampled, decoded = [], []
+    sample_video, decode = pipe.model.sample_video, pipe.model.decode_first_stage
+
+    def spy_sample(batch, num_frames, noise, **kwargs):
+        sampled.append(noise.shape[0])
+        return sample_video(batch, num_frames, noise, **kwargs)
+
+    def spy_decode(z, **kwargs):
+        decoded.append(z.shape[0])
+        return decode(z, **kwargs)
+
+    monkeypatch.setattr(pipe.model, "sample_video", spy_sample)
+    monkeypatch.setattr(pipe.model, "decode_first_stage", spy_decode)
+    T = pipe.defaults.num_frames
+    opts = SamplingOptions(seed=5, num_steps=1, total_frames=3 * T - 2, chain_overlap=1, decoding_t=2)
+    result = pipe.generate(Image.fromarray(random_rgb(64, 128, 7)), opts)
+    assert result.frames.shape[0] == 3 * T - 2 and len(result.settings["chain"]["clips"]) == 3
+    assert sampled == [T] * 3 and decoded and max(decoded) <= 2
+
+
 @pytest.fixture(scope="module")
 def pipe():
     return tiny_pipeline()
