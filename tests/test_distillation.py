@@ -19,6 +19,7 @@ from tests.training_helpers import fixed_batch
 REPO = Path(__file__).resolve().parents[1]
 TOY = REPO / "configs" / "distill" / "toy_consistency.yaml"
 FULL = REPO / "configs" / "distill" / "svd_xt_consistency.yaml"
+IDENTITY = "sgm.modules.diffusionmodules.guiders.IdentityGuider"
 DISTILL_ONLY = {"sampler_config", "loss_fn_config", "target_decay", "teacher_dtype", "use_ema", "ema_decay_rate",
                 "ckpt_path"}
 
@@ -115,6 +116,42 @@ def test_training_step_trains_only_the_student_and_the_target_follows():
     target = dict(engine.target_model.named_parameters())[name]
     expected = target_before[name] + (1 - engine.target_decay) * (student.detach() - target_before[name])
     torch.testing.assert_close(target.detach(), expected)
+
+
+class _NoConditioner:
+    def get_unconditional_conditioning(self, batch, batch_uc=None, force_uc_zero_embeddings=None):
+        return {}, {}
+
+
+@pytest.mark.parametrize("skip", [1, 3, 4])
+def test_skipping_step_compares_levels_k_apart_reached_by_k_teacher_steps(skip):
+    """LCM's skipping step: the student at grid[n] (n a multiple of k) against the target at grid[n + k]
+    (the grid's last level at most), reached by one teacher step per grid interval."""
+    from sgm.modules.diffusionmodules.consistency_loss import ConsistencyDistillationLoss
+
+    loss = ConsistencyDistillationLoss(num_teacher_steps=7, guider_config={"target": IDENTITY}, skip_steps=skip)
+    grid = loss.discretization(7, do_append_zero=False)
+    calls = {"student": [], "target": [], "teacher": []}
+
+    def denoiser(network, x, sigma, c):
+        calls[network].append(sigma.clone())
+        return torch.zeros_like(x)  # D = 0: an Euler step from s to s' scales x by s'/s
+
+    torch.manual_seed(0)
+    for _ in range(10):
+        for v in calls.values():
+            v.clear()
+        x0 = torch.zeros(1, 4, 2, 2)
+        loss("student", "target", "teacher", denoiser, _NoConditioner(), x0, {})
+        n = int(torch.argmin((grid - calls["student"][0][0]).abs()))
+        m = min(n + skip, 6)
+        assert n % skip == 0 and n < 6
+        assert float(calls["target"][0][0]) == pytest.approx(float(grid[m]))
+        assert len(calls["teacher"]) == skip  # one teacher call per grid interval (k in all, waiting at the end)
+        visited = [float(s[0]) for s in calls["teacher"]]
+        assert visited == pytest.approx([float(grid[min(n + j, m)]) for j in range(skip)])
+    with pytest.raises(ValueError, match="skip_steps"):
+        ConsistencyDistillationLoss(num_teacher_steps=7, skip_steps=7)
 
 
 def test_checkpoint_holds_student_and_target_not_the_teacher():

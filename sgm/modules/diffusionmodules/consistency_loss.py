@@ -1,9 +1,14 @@
 """Consistency distillation (Song et al. 2023, Alg. 2; for latent video as in AnimateLCM, Wang et al. 2024):
 
-    n ~ U{0, ..., N-2}, eps ~ N(0, I)              (one n per video, shared by its frames)
+    n ~ U{0, k, 2k, ...} below N-1, eps ~ N(0, I)  (one n per video, shared by its frames)
+    m     = min(n + k, N-1)
     x_hi  = x0 + sigma_n eps                       (sigma_0 > ... > sigma_{N-1} = sigma_min: the teacher's grid)
-    x_lo  = ODE step of the guided teacher from sigma_n to sigma_{n+1}   (Euler or Heun, no gradient)
-    loss  = d( f_student(x_hi, sigma_n), f_target(x_lo, sigma_{n+1}) )  (target: EMA of the student, no gradient)
+    x_lo  = k ODE steps of the guided teacher along its grid from sigma_n to sigma_m (Euler or Heun, no gradient)
+    loss  = d( f_student(x_hi, sigma_n), f_target(x_lo, sigma_m) )  (target: EMA of the student, no gradient)
+
+k = 1 is Song et al.'s chain of neighbouring grid points; k > 1 is LCM's skipping step (Luo et al. 2023,
+Sec. 4.3), here taken as k small teacher steps on the teacher's own grid, so x_lo stays on the trajectory
+the N-step teacher samples.
 
 f is the consistency function of sgm.modules.diffusionmodules.consistency (identity at sigma_min), so the
 target at the last grid point is x_lo itself: the boundary anchors the chain. The teacher is guided as SVD
@@ -39,12 +44,13 @@ class ConsistencyDistillationLoss(nn.Module):
     solver: the teacher's ODE step, "euler" (1 teacher call) or "heun" (2). boundary_config: params of
     ConsistencyBoundary (must equal the student sampler's). distance: "l2" (mean squared error) or "huber"
     (pseudo-Huber, sqrt(d^2 + c^2) - c, Song & Dhariwal 2023, with c = huber_c). huber_c: its c.
+    skip_steps: k, the teacher grid steps between the two noise levels the loss compares (see above).
     """
 
     def __init__(self, num_teacher_steps: int = 25, discretization_config: Optional[Dict] = None,
                  guider_config: Optional[Dict] = None, uncond_zero_keys: Sequence[str] = SVD_UNCOND_ZERO_KEYS,
                  solver: str = "euler", boundary_config: Optional[Dict] = None, distance: str = "l2",
-                 huber_c: float = 0.001):
+                 huber_c: float = 0.001, skip_steps: int = 1):
         super().__init__()
         if solver not in ("euler", "heun"):
             raise ValueError(f"solver must be 'euler' or 'heun', got {solver!r}")
@@ -52,7 +58,10 @@ class ConsistencyDistillationLoss(nn.Module):
             raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
         if num_teacher_steps < 2:
             raise ValueError(f"num_teacher_steps must be at least 2, got {num_teacher_steps}")
+        if not 1 <= skip_steps < num_teacher_steps:
+            raise ValueError(f"skip_steps must be in [1, num_teacher_steps - 1 = {num_teacher_steps - 1}], got {skip_steps}")
         self.num_teacher_steps = num_teacher_steps
+        self.skip_steps = skip_steps
         self.discretization = instantiate_from_config(default(discretization_config, TEACHER_DISCRETIZATION))
         self.guider_config = dict(default(guider_config, SVD_GUIDER))
         self.uncond_zero_keys = list(uncond_zero_keys)
@@ -90,6 +99,15 @@ class ConsistencyDistillationLoss(nn.Module):
             x_next = x + dt * (d + d_next) / 2
         return x_next
 
+    def teacher_steps(self, teacher: nn.Module, denoiser: nn.Module, x: torch.Tensor, grid: torch.Tensor,
+                      n: torch.Tensor, m: torch.Tensor, c: Dict, uc: Dict, inputs: Dict, t: int) -> torch.Tensor:
+        """x (N, C, h, w) at grid[n] -> x at grid[m] (n, m: (N,) grid indices, m - n <= k) by one teacher step
+        per grid interval; items that reached m wait (their step is from grid[m] to grid[m], a no-op)."""
+        for j in range(self.skip_steps):
+            at, to = torch.minimum(n + j, m), torch.minimum(n + j + 1, m)
+            x = self.teacher_step(teacher, denoiser, x, grid[at], grid[to], c, uc, inputs, t)
+        return x
+
     def consistency(self, network: nn.Module, denoiser: nn.Module, x: torch.Tensor, sigma: torch.Tensor,
                     c: Dict, inputs: Dict) -> torch.Tensor:
         """f(x, sigma) of `network`: (N, C, h, w)."""
@@ -111,11 +129,13 @@ class ConsistencyDistillationLoss(nn.Module):
         if t > 1:
             c, uc = expand_cond_per_frame(c, b, t), expand_cond_per_frame(uc, b, t)
         grid = self.discretization(self.num_teacher_steps, do_append_zero=False, device=input.device).to(input.dtype)
-        n = torch.randint(0, self.num_teacher_steps - 1, (b,), device=input.device).repeat_interleave(t)  # (B*T,)
-        sigma, sigma_next = grid[n], grid[n + 1]
+        last, k = self.num_teacher_steps - 1, self.skip_steps
+        n = k * torch.randint(0, -(-last // k), (b,), device=input.device).repeat_interleave(t)  # (B*T,) in 0, k, ..
+        m = torch.clamp(n + k, max=last)
+        sigma, sigma_next = grid[n], grid[m]
         x_hi = input + torch.randn_like(input) * append_dims(sigma, input.ndim)
         with torch.no_grad():
-            x_lo = self.teacher_step(teacher, denoiser, x_hi, sigma, sigma_next, c, uc, inputs, t)
+            x_lo = self.teacher_steps(teacher, denoiser, x_hi, grid, n, m, c, uc, inputs, t)
             goal = self.consistency(target, denoiser, x_lo, sigma_next, c, inputs)
         pred = self.consistency(network, denoiser, x_hi, sigma, c, inputs)
         return self.get_loss(pred, goal)
