@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from scripts.demo.screenshot import stop
 from tests.helpers import REPO, TINY_CONFIG, build_tiny_model
 
 CHROMIUM = "/usr/bin/chromium"
@@ -90,12 +91,7 @@ def app(tmp_path_factory):
             time.sleep(0.5)
         yield App(url, out, log, process, private=(str(out), str(ckpt.parent), str(REPO)))
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture(scope="module")

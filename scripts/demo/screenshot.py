@@ -47,6 +47,16 @@ def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 18
         time.sleep(0.5)
 
 
+def stop(process: subprocess.Popen, grace: float = 15) -> None:
+    """Stop the demo server: terminate, and kill it if it is still up after `grace` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def relative(path: Path) -> str:
     """`path` relative to the repository when it is inside it (what the page shows), else as given."""
     try:
@@ -93,12 +103,7 @@ def screenshot(workdir: Path, out: Path) -> Path:
                 page.screenshot(path=str(out))
                 browser.close()
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
     return out
 
 
