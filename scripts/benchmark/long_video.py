@@ -23,7 +23,9 @@ as the inside of a clip. Colour drift: distance of the last clip's mean RGB from
 Coherence: the change inside clips relative to the difference between videos of different inputs;
 near 1 the model makes no coherent motion and the join ratio cannot separate the methods.
 Inputs: first frames of moving-shape videos (sgm.data.synthetic) drawn with seeds the toy training
-and evaluation data never use. Results go to docs/sampling.md ("Longer videos").
+and evaluation data never use; the row "toy world (true continuation)" measures those videos
+themselves at the model's frame rate, cut like the chain (e.g. the colour change of a shape leaving
+the frame is not drift the model made). Results go to docs/sampling.md ("Longer videos").
 """
 import argparse
 import dataclasses
@@ -43,13 +45,13 @@ sys.path.insert(0, str(REPO))
 HELD_OUT_SEED = 90_000  # the toy curriculum draws its data from seeds 23 and 1023
 
 
-def held_out_images(n: int, height: int, width: int) -> List[Image.Image]:
+def held_out_videos(n: int, height: int, width: int, fps: float, num_frames: int) -> List[np.ndarray]:
+    """Videos (num_frames, H, W, 3) of the toy world the curriculum's stage 3 learnt (four colours, each
+    with its direction) at `fps`: the inputs are their first frames, the rest is the true continuation."""
     from sgm.data.synthetic import render_toy_video
 
-    # First frames of the toy world the curriculum's stage 3 learnt (four colours, each with its direction).
-    return [Image.fromarray(render_toy_video(np.random.default_rng([HELD_OUT_SEED, i]), height, width, 12.0, 1,
-                                             direction_by_colour=True)[0][0])
-            for i in range(n)]
+    return [render_toy_video(np.random.default_rng([HELD_OUT_SEED, i]), height, width, fps, num_frames,
+                             direction_by_colour=True)[0] for i in range(n)]
 
 
 def changes(frames: np.ndarray, clips: List[Dict]):
@@ -124,7 +126,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
 
     from sgm.inference import SamplingOptions, VideoPipeline
-    from sgm.inference.chaining import CHAIN_RELEASE_SIGMA, chain_record, default_overlap
+    from sgm.inference.chaining import CHAIN_RELEASE_SIGMA, chain_record, default_overlap, plan_chain
 
     if args.ckpt is None and not args.random_weights:
         p.error("pass --ckpt (trained weights) or --random_weights")
@@ -138,21 +140,26 @@ def main() -> int:
     total = args.clips * T
     opts = SamplingOptions(seed=args.seed, num_steps=args.num_steps, decoding_t=args.decoding_t, total_frames=total,
                            chain_overlap=args.overlap).filled(pipe.defaults)
+    overlap = opts.chain_overlap or default_overlap(T)
+    truths = held_out_videos(args.inputs, opts.height, opts.width, opts.fps_id + 1, total)
+    truth_clips = [c.to_dict() for c in plan_chain(total, T, overlap, 0)]
     methods = {
-        "naive (last frame)": lambda im: naive_chain(pipe, im, opts, total),
-        "chained": lambda im: chained(pipe, im, opts, release_sigma=CHAIN_RELEASE_SIGMA),
-        "chained + color_match": lambda im: chained(pipe, im, dataclasses.replace(opts, color_match=True)),
-        "CLIP embedding of each clip's start": lambda im: chained(pipe, im, opts, anchor=False),
-        "overlap without the tie": lambda im: chained(pipe, im, opts, tie=False),
+        # Reference: the toy world's own continuation of each input, cut where the chained clips are.
+        "toy world (true continuation)": lambda i, im: (truths[i], truth_clips),
+        "naive (last frame)": lambda i, im: naive_chain(pipe, im, opts, total),
+        "chained": lambda i, im: chained(pipe, im, opts, release_sigma=CHAIN_RELEASE_SIGMA),
+        "chained + color_match": lambda i, im: chained(pipe, im, dataclasses.replace(opts, color_match=True)),
+        "CLIP embedding of each clip's start": lambda i, im: chained(pipe, im, opts, anchor=False),
+        "overlap without the tie": lambda i, im: chained(pipe, im, opts, tie=False),
     }
     for sigma in args.release_sigma:
-        methods[f"tie released below sigma {sigma:g}"] = lambda im, s=sigma: chained(pipe, im, opts, release_sigma=s)
-    images = held_out_images(args.inputs, opts.height, opts.width)
+        methods[f"tie released below sigma {sigma:g}"] = lambda i, im, s=sigma: chained(pipe, im, opts, release_sigma=s)
+    images = [Image.fromarray(v[0]) for v in truths]
     rows, made = [], {}
     for i, image in enumerate(images):
         for name, run in methods.items():
             t0 = time.perf_counter()
-            frames, clips = run(image)
+            frames, clips = run(i, image)
             assert len(frames) == total, (name, len(frames))
             drift = chain_record(frames, clips)["clips"][-1]["colour_drift"]
             rows.append({"input": i, "method": name, "join_ratio": join_ratio(frames, clips), "colour_drift": drift,
@@ -162,7 +169,7 @@ def main() -> int:
 
     weights = args.ckpt or f"random weights (seed {args.seed})"
     print(f"\n{args.config}, {weights}; {args.inputs} held-out inputs, {args.clips} clips of {T} frames "
-          f"(total {total}), overlap {opts.chain_overlap or default_overlap(T)}, {opts.num_steps} steps, {opts.sampler}\n")
+          f"(total {total}), overlap {overlap}, {opts.num_steps} steps, {opts.sampler}\n")
     print("| method | join ratio (mean) | join ratio (worst input) | colour drift, last vs first clip (0..255): "
           "mean | median | worst input | coherence (inside-clip change / unrelated videos) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
