@@ -7,7 +7,7 @@ from PIL import Image
 
 from sgm.inference import SamplingOptions
 from sgm.inference.chaining import (OverlapTie, channel_stats, clip_seed, crossfade, default_overlap, match_stats,
-                                    plan_chain, sample_chain)
+                                    plan_chain, ramp_in, sample_chain)
 from sgm.util import instantiate_from_config
 from tests.inference_helpers import random_rgb, tiny_pipeline
 
@@ -88,6 +88,39 @@ def test_crossfade_and_colour_match():
     ref = torch.randn(4, 4, 5, 5, generator=g)
     drifted = 1.7 * torch.randn(4, 4, 5, 5, generator=g) + 0.8
     torch.testing.assert_close(channel_stats(match_stats(drifted, channel_stats(ref))), channel_stats(ref))
+
+
+def test_colour_correction_ramps_in_after_the_overlap():
+    """ramp_in leaves the overlap frames as they are and reaches the target at the last frame, linearly;
+    in a colour-matched chain the first clip and every overlap stay exactly the uncorrected chain's,
+    and the first clip's statistics are reached at the end of each later clip."""
+    z, target = torch.zeros(5, 1, 1, 1), torch.full((5, 1, 1, 1), 3.0)
+    assert ramp_in(z, target, 2)[:, 0, 0, 0].tolist() == pytest.approx([0, 0, 1, 2, 3])
+    T, K = 4, 1
+    clips = plan_chain(10, T, K, video_seed=1)
+
+    def run(colour_match):
+        g = torch.Generator().manual_seed(0)
+
+        def sample_clip(frame, seed, wrap):
+            z = torch.randn(T, 2, 3, 3, generator=g) * (1 + seed % 3) + seed % 5  # clips of other statistics
+            if wrap is not None:
+                z[:K] = wrap.__self__.known  # what the tie does to the overlap frames
+            return z
+
+        return sample_chain("first", clips, T, sample_clip, lambda z, i: i, colour_match=colour_match)
+
+    plain, matched = run(False), run(True)
+    torch.testing.assert_close(matched[:T], plain[:T])  # the first clip is the one-clip video
+    # Clip 1 as sampled (its overlap tied to clip 0's last frame, which is the same in both chains),
+    # moved toward the first clip's statistics: not at all on the overlap, fully on its last frame.
+    s, e = clips[1].start, clips[1].end
+    raw = plain[s:e]
+    full = match_stats(raw, channel_stats(plain[:T]))
+    torch.testing.assert_close(matched[s:e], ramp_in(raw, full, K))
+    torch.testing.assert_close(matched[s], raw[0])
+    torch.testing.assert_close(matched[e - 1], full[-1])
+    assert not torch.allclose(matched[s + 1:e], raw[1:], atol=0.1)
 
 
 def test_sample_chain_joins_clips_with_fake_parts():
