@@ -29,6 +29,27 @@ def test_direction_follows_colour_and_displacement_is_measured(seed):
     assert (dx, dy) == pytest.approx((ux * expected, uy * expected), abs=1.0)
 
 
+def test_colours_can_be_chosen_and_the_default_draws_are_unchanged():
+    """`colours` restricts the drawn colour (the motion-LoRA data: the toy world's four colours, all moving one
+    way); without it every draw, hence every shard of the curriculum, is what it was."""
+    from sgm.data.synthetic import COLOURS
+
+    four = list(COLOUR_DIRECTIONS)
+    seen = {render_toy_video(np.random.default_rng(i), 32, 32, 6.0, 2, direction="right", colours=four)[1]["colour"]
+            for i in range(40)}
+    assert seen == set(four)
+    for i in range(10):
+        default = render_toy_video(np.random.default_rng(i), 32, 32, 6.0, 4, direction_by_colour=True)
+        explicit = render_toy_video(np.random.default_rng(i), 32, 32, 6.0, 4, direction_by_colour=True, colours=four)
+        assert np.array_equal(default[0], explicit[0]) and default[1] == explicit[1]
+        drawn = render_toy_video(np.random.default_rng(i), 32, 32, 6.0, 4, direction="up")
+        assert drawn[1]["colour"] in COLOURS
+    with pytest.raises(ValueError, match="colours must be a non-empty list from red, green, blue, yellow"):
+        render_toy_video(np.random.default_rng(0), 32, 32, 6.0, 2, direction_by_colour=True, colours=["cyan"])
+    with pytest.raises(ValueError, match="non-empty"):
+        render_toy_video(np.random.default_rng(0), 32, 32, 6.0, 2, colours=[])
+
+
 def test_displacement_wraps_around_the_frame():
     video, _ = clip(2)
     rolled = np.roll(video[0], shift=(3, -13), axis=(0, 1))  # down 3, left 13 (= right 19 on a 32 torus)

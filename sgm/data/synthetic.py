@@ -91,19 +91,25 @@ def _pick(rng: np.random.Generator, options: Sequence):
 
 def render_toy_video(
     rng: np.random.Generator, height: int, width: int, fps: float, num_frames: int, direction: Optional[str] = None,
-    speeds: Optional[Sequence[float]] = None, direction_by_colour: bool = False,
+    speeds: Optional[Sequence[float]] = None, direction_by_colour: bool = False, colours: Optional[Sequence[str]] = None,
 ) -> Tuple[np.ndarray, dict]:
     """Draw one moving-shape video (num_frames, height, width, 3) uint8 and its metadata (caption, speed, ...).
     direction: every shape moves this way (one of DIRECTIONS); default drawn. speeds: frame widths per
     second to draw from (default: the keys of SPEED_LEVELS, without 0 when a direction is given).
-    direction_by_colour: the colour is one of COLOUR_DIRECTIONS and the direction follows it instead of being drawn."""
+    direction_by_colour: the colour is one of COLOUR_DIRECTIONS and the direction follows it instead of being drawn.
+    colours: names in COLOURS to draw the colour from (default all of them, or the four of COLOUR_DIRECTIONS with
+    direction_by_colour)."""
     if direction is not None and direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     if direction is not None and direction_by_colour:
         raise ValueError("give either a direction or direction_by_colour, not both")
     if speeds is None and direction is not None:
         speeds = [v for v in SPEED_LEVELS if v > 0]
-    colours = list(COLOUR_DIRECTIONS if direction_by_colour else COLOURS)
+    allowed = COLOUR_DIRECTIONS if direction_by_colour else COLOURS
+    unknown = sorted(set(colours or ()) - set(allowed))
+    if unknown or (colours is not None and not colours):
+        raise ValueError(f"colours must be a non-empty list from {', '.join(allowed)}, got {list(colours)}")
+    colours = list(colours or allowed)
     shape, colour, background = _pick(rng, SHAPES), _pick(rng, colours), _pick(rng, list(BACKGROUNDS))
     speed = float(_pick(rng, list(SPEED_LEVELS if speeds is None else speeds)))  # frame widths per second
     drawn = _pick(rng, list(DIRECTIONS))
@@ -197,6 +203,7 @@ def write_toy_video_shards(
     direction: Optional[str] = None,
     speeds: Optional[Sequence[float]] = None,
     direction_by_colour: bool = False,
+    colours: Optional[Sequence[str]] = None,
 ) -> List[Path]:
     """Write `num_shards` webdataset shards `<prefix>-000000.tar`, ... of moving-shape videos; return their paths.
 
@@ -215,6 +222,8 @@ def write_toy_video_shards(
             0 when a direction is given).
         direction_by_colour: shapes of four colours, each moving its own way (COLOUR_DIRECTIONS), so motion is
             predictable from the first frame (the toy curriculum's image-to-video data).
+        colours: colour names to draw from (default all of COLOURS, or the four of COLOUR_DIRECTIONS with
+            direction_by_colour); e.g. the toy world's four colours all moving one way, for a motion LoRA.
     """
     height, width = _check_size(size)
     if num_shards < 1 or samples_per_shard < 1:
@@ -223,7 +232,7 @@ def write_toy_video_shards(
         rng = np.random.default_rng([seed, shard, i])
         fps = float(_pick(rng, list(fps_choices)))
         n = int(num_frames) if num_frames is not None else max(1, round(duration * fps))
-        frames, meta = render_toy_video(rng, height, width, fps, n, direction, speeds, direction_by_colour)
+        frames, meta = render_toy_video(rng, height, width, fps, n, direction, speeds, direction_by_colour, colours)
         return {"mp4": encode_mp4(frames, fps), "json": json.dumps(meta, sort_keys=True).encode()}
 
     return _write_shards(out_dir, prefix, num_shards, samples_per_shard, sample)
