@@ -315,3 +315,36 @@ def test_benchmark_join_ratio_sees_a_jump():
     assert join_ratio(np.clip(jumpy, 0, 255).astype(np.uint8), clips) == pytest.approx(5.0)
     other = steady + 100  # a video 100 away at every frame: consecutive frames are 10 apart, 0.1 of that
     assert coherence([steady, other], [clips, clips]) == pytest.approx(0.1)
+
+
+def test_benchmark_join_sees_a_jump_into_the_overlap():
+    """The join counts the transition into the overlap frames too: a crossfade that moves the jump there
+    (no tie) cannot hide it as a change inside the clip."""
+    from scripts.benchmark.long_video import join_profile, join_ratio
+
+    steady = np.stack([np.full((2, 2, 3), 10 * t, np.int64) for t in range(12)])
+    clips = [{"start": 0, "overlap": 0}, {"start": 3, "overlap": 1}, {"start": 6, "overlap": 1}, {"start": 9, "overlap": 1}]
+    jumpy = steady.copy()
+    for s in (3, 6, 9):
+        jumpy[s:] += 40  # frame s - 1 -> s, into each overlap frame: 50 against 10 elsewhere
+    frames = np.clip(jumpy, 0, 255).astype(np.uint8)
+    assert join_ratio(frames, clips) == pytest.approx(5.0)
+    profile = join_profile(frames, clips)
+    assert profile["into"] == pytest.approx(50.0) and profile["out"] == pytest.approx(10.0)
+    assert profile["inside"] == pytest.approx(10.0)
+
+
+def test_benchmark_overlap_contrast_sees_a_blended_frame():
+    """A latent crossfade of two different frames washes the overlap out; the benchmark's contrast says so,
+    and it is 1 when the overlap frame is as sharp as its neighbours. Still truths are told apart."""
+    from scripts.benchmark.long_video import overlap_contrast, stands_still
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (8, 16, 16, 3)).astype(np.uint8)
+    clips = [{"start": 0, "overlap": 0}, {"start": 4, "overlap": 1}]
+    sharp = overlap_contrast(frames, clips)
+    blended = frames.copy()
+    blended[4] = ((frames[4].astype(int) + rng.integers(0, 256, (16, 16, 3))) // 2).astype(np.uint8)
+    assert sharp == pytest.approx(1.0, abs=0.05)
+    assert overlap_contrast(blended, clips) < 0.8  # the mean of two unrelated images: std / sqrt(2)
+    assert stands_still(np.repeat(frames[:1], 8, axis=0)) and not stands_still(frames)

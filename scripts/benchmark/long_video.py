@@ -16,12 +16,16 @@ Methods (all make the same number of frames from the same inputs):
   tie released for the last steps (`--release_sigma`).
 
 Join ratio: at each join, the largest frame-to-frame change (mean absolute pixel difference, 0..255)
-over the transitions the join touches (from the first shared frame to the first new frame), divided by
-the mean change over all other transitions; averaged over joins and inputs. 1.0: a join is as smooth
-as the inside of a clip. Colour drift: distance of the last clip's mean RGB from the first clip's
-(mean, median and worst over inputs: a single input that runs away dominates the mean).
-Coherence: the change inside clips relative to the difference between videos of different inputs;
-near 1 the model makes no coherent motion and the join ratio cannot separate the methods.
+over the transitions the join touches (from the last frame before the overlap, into the overlap frames
+the crossfade makes, to the first new frame), divided by the mean change over all other transitions;
+averaged over joins and over the inputs whose true continuation moves (a shape standing still makes
+the truth's ratio 0/0). 1.0: a join is as smooth as the inside of a clip. Into / out of the overlap,
+inside: those mean changes themselves (moving inputs), to see whether motion stalls or jumps there.
+Overlap contrast: the spatial standard deviation of the overlap frames over that of the frames on
+either side (1: as sharp; below 1: washed out, as a crossfade of two different latents makes them;
+a washed-out frame also changes less from its neighbours, which lowers the join ratio without making
+the join any better). Colour drift: distance of the last clip's mean RGB from the first clip's
+(mean, median and worst over all inputs: a single input that runs away dominates the mean).
 Inputs: first frames of moving-shape videos (sgm.data.synthetic) drawn with seeds the toy training
 and evaluation data never use; the row "toy world (true continuation)" measures those videos
 themselves at the model's frame rate, cut like the chain (e.g. the colour change of a shape leaving
@@ -54,11 +58,20 @@ def held_out_videos(n: int, height: int, width: int, fps: float, num_frames: int
                              direction_by_colour=True)[0] for i in range(n)]
 
 
+STILL = 0.5  # a true continuation whose mean frame-to-frame change is below this stands still
+
+
+def join_transitions(clips: List[Dict]) -> List[range]:
+    """For each join, the frames t whose transition t-1 -> t the join touches: from the last frame
+    before the overlap into the first overlap frame, through the overlap, to the first new frame."""
+    return [range(c["start"], c["start"] + c["overlap"] + 1) for c in clips[1:]]
+
+
 def changes(frames: np.ndarray, clips: List[Dict]):
     """(largest frame-to-frame change across each join, mean change over the other transitions);
     a change is the mean absolute pixel difference (0..255) between consecutive frames."""
     change = np.abs(np.diff(frames.astype(np.float64), axis=0)).mean(axis=(1, 2, 3))  # change[t-1]: frame t-1 -> t
-    joins = [range(c["start"] + 1, c["start"] + c["overlap"] + 1) for c in clips[1:]]
+    joins = join_transitions(clips)
     at_join = {t for join in joins for t in join}
     inside = [change[t - 1] for t in range(1, len(frames)) if t not in at_join]
     return [max(change[t - 1] for t in join) for join in joins], float(np.mean(inside))
@@ -68,6 +81,32 @@ def join_ratio(frames: np.ndarray, clips: List[Dict]) -> float:
     """Mean over joins of (largest change across the join) / (mean change inside clips)."""
     at_joins, inside = changes(frames, clips)
     return float(np.mean(at_joins) / max(inside, 1e-9))
+
+
+def join_profile(frames: np.ndarray, clips: List[Dict]) -> Dict[str, float]:
+    """Mean change into the overlap (last frame before it -> first overlap frame), out of it (last
+    overlap frame -> first new frame) and inside clips (every other transition)."""
+    change = np.abs(np.diff(frames.astype(np.float64), axis=0)).mean(axis=(1, 2, 3))  # change[t-1]: frame t-1 -> t
+    joins = join_transitions(clips)
+    _, inside = changes(frames, clips)
+    return {"into": float(np.mean([change[j[0] - 1] for j in joins])),
+            "out": float(np.mean([change[j[-1] - 1] for j in joins])), "inside": inside}
+
+
+def overlap_contrast(frames: np.ndarray, clips: List[Dict]) -> float:
+    """Mean over joins of the spatial standard deviation of the overlap frames divided by that of the
+    frame before the overlap and the first new frame (1: as sharp as its neighbours; below 1: washed out)."""
+    std = frames.astype(np.float64).std(axis=(1, 2)).mean(axis=-1)  # (N,) per frame, mean over RGB
+    ratios = []
+    for c in clips[1:]:
+        s, k = c["start"], c["overlap"]
+        ratios.append(std[s:s + k].mean() / max(0.5 * (std[s - 1] + std[min(s + k, len(std) - 1)]), 1e-9))
+    return float(np.mean(ratios))
+
+
+def stands_still(truth: np.ndarray) -> bool:
+    """Whether a true continuation (N, H, W, 3) hardly changes from frame to frame (its shapes stand still)."""
+    return float(np.abs(np.diff(truth.astype(np.float64), axis=0)).mean()) < STILL
 
 
 def coherence(videos: List[np.ndarray], clips: List[List[Dict]]) -> float:
@@ -162,23 +201,33 @@ def main() -> int:
             frames, clips = run(i, image)
             assert len(frames) == total, (name, len(frames))
             drift = chain_record(frames, clips)["clips"][-1]["colour_drift"]
-            rows.append({"input": i, "method": name, "join_ratio": join_ratio(frames, clips), "colour_drift": drift,
+            rows.append({"input": i, "method": name, "moving": not stands_still(truths[i]),
+                         "join_ratio": join_ratio(frames, clips), **join_profile(frames, clips),
+                         "overlap_contrast": overlap_contrast(frames, clips), "colour_drift": drift,
                          "seconds": time.perf_counter() - t0})
             made.setdefault(name, []).append((frames, clips))
-            print(f"input {i} {name:36s} join ratio {rows[-1]['join_ratio']:.3f}  colour drift {drift:.2f}", flush=True)
+            print(f"input {i} {name:36s} join ratio {rows[-1]['join_ratio']:.3f}  overlap contrast "
+                  f"{rows[-1]['overlap_contrast']:.3f}  colour drift {drift:.2f}", flush=True)
 
     weights = args.ckpt or f"random weights (seed {args.seed})"
-    print(f"\n{args.config}, {weights}; {args.inputs} held-out inputs, {args.clips} clips of {T} frames "
-          f"(total {total}), overlap {overlap}, {opts.num_steps} steps, {opts.sampler}\n")
-    print("| method | join ratio (mean) | join ratio (worst input) | colour drift, last vs first clip (0..255): "
-          "mean | median | worst input | coherence (inside-clip change / unrelated videos) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    moving = [i for i, v in enumerate(truths) if not stands_still(v)]
+    print(f"\n{args.config}, {weights}; {args.inputs} held-out inputs ({len(moving)} whose true continuation moves: "
+          f"{moving}), {args.clips} clips of {T} frames (total {total}), overlap {overlap}, {opts.num_steps} steps, "
+          f"{opts.sampler}\n")
+    print("| method | join ratio, moving inputs: mean | worst input | change into the overlap | out of it | inside clips "
+          "| overlap contrast | colour drift, last vs first clip (0..255), all inputs: mean | median | worst input "
+          "| coherence (inside-clip change / unrelated videos) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in methods:
         mine = [r for r in rows if r["method"] == name]
-        ratios = [r["join_ratio"] for r in mine]
+        moved = [r for r in mine if r["moving"]] or mine
+        ratios = [r["join_ratio"] for r in moved]
+        worst = int(np.argmax(ratios))
         drifts = [r["colour_drift"] for r in mine]
+        mean = {k: np.mean([r[k] for r in moved]) for k in ("into", "out", "inside", "overlap_contrast")}
         videos, clips = zip(*made[name])
-        print(f"| {name} | {np.mean(ratios):.2f} | {max(ratios):.2f} (input {int(np.argmax(ratios))}) | "
+        print(f"| {name} | {np.mean(ratios):.2f} | {ratios[worst]:.2f} (input {moved[worst]['input']}) | "
+              f"{mean['into']:.1f} | {mean['out']:.1f} | {mean['inside']:.1f} | {mean['overlap_contrast']:.2f} | "
               f"{np.mean(drifts):.2f} | {np.median(drifts):.2f} | {max(drifts):.2f} (input {int(np.argmax(drifts))}) "
               f"| {coherence(list(videos), list(clips)):.2f} |")
     if args.json:
