@@ -42,6 +42,8 @@ def test_total_frames_three_clips_long(tmp_path):
     assert [(c["start"], c["end"]) for c in chain["clips"]] == [(0, 3), (2, 5), (4, 7), (6, 9)]
     assert chain["clips"][0]["seed"] == settings["seed"] and len({c["seed"] for c in chain["clips"]}) == 4
     assert chain["overlap"] == 1 and chain["total_frames"] == 3 * T and "max_colour_drift" in chain
+    # The tie holds to the last step by default (docs/sampling.md, "Why the tie holds to the last step").
+    assert chain["tie"] is True and chain["release_sigma"] == 0.0
 
 
 def test_same_seed_same_chained_video_and_color_match_recorded(tmp_path):

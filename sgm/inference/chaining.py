@@ -13,9 +13,11 @@ A model makes clips of T frames. For `total_frames` N > T the video is made clip
 3. Tie (`OverlapTie`): while clip i is sampled, the denoiser's prediction for its first K frames is
    replaced by the previous clip's last K latents, so those frames follow the previous clip's content
    re-noised to the current noise level (RePaint/SDEdit-style replacement, Lugmayr et al. 2022; Meng
-   et al. 2022), and the network's temporal layers see them as context for the new frames. The
-   replacement is released for the last steps (`release_sigma`), so the overlap frames are finally
-   denoised together with the new frames and fit them.
+   et al. 2022), and the network's temporal layers see them as context for the new frames (on the toy
+   model that context moves the new frames little: 0.021 against 0.36 between consecutive latents).
+   `release_sigma` > 0 releases the replacement for the last steps, so the overlap frames are finished
+   by the model; the default holds it to the end, as a released overlap frame differs from the previous
+   clip's and the crossfade blurs the two (docs/sampling.md, "Why the tie holds to the last step").
 4. Crossfade (`crossfade`): in the overlap the output latents go linearly from the previous clip's to
    the new clip's, so no frame switches source abruptly.
 5. Decode: the whole chained latent sequence is decoded in overlapping windows
@@ -40,9 +42,10 @@ logger = logging.getLogger(__name__)
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, Dict], torch.Tensor]
 # Noise level below which the overlap frames are left to the model (see `OverlapTie`). 0: the tie holds
-# to the last step, so the overlap frames are exactly the previous clip's and nothing can jump where the
-# clips meet. scripts/benchmark/long_video.py compares a release at sigma 1 (docs/sampling.md,
-# "Longer videos": no difference measurable yet on the toy model).
+# to the last step, so the overlap frames are exactly the previous clip's. Released (or without the tie),
+# the new clip finishes its own version of those frames, further from the previous clip's than one frame
+# step, and the crossfade blends the two into a washed-out frame (on the toy model: overlap contrast 0.94
+# untied, 0.99 released at sigma 1, 1.05 tied; docs/sampling.md, "Why the tie holds to the last step").
 CHAIN_RELEASE_SIGMA = 0.0
 
 
@@ -147,7 +150,8 @@ def ramp_in(z: torch.Tensor, target: torch.Tensor, overlap: int) -> torch.Tensor
     """z (n, C, h, w) moved toward `target` (n, C, h, w) by a weight rising linearly over the frames after
     the first `overlap`: 0 on the overlap frames (they stay the previous clip's), 1 on the last frame. A
     colour correction applied this way grows through the clip instead of jumping in at its first new
-    frame (on the toy model: worst join 1.22 instead of 1.38, docs/sampling.md "Longer videos")."""
+    frame (on the toy model, by the benchmark's earlier join metric: worst join 1.22 instead of 1.38,
+    docs/sampling.md "Longer videos")."""
     n = z.shape[0]
     assert 0 <= overlap < n, (overlap, n)
     w = ((torch.arange(n, dtype=torch.float32, device=z.device) - overlap + 1) / (n - overlap)).clamp(0.0, 1.0)  # (n,)
