@@ -154,6 +154,27 @@ def test_skipping_step_compares_levels_k_apart_reached_by_k_teacher_steps(skip):
         ConsistencyDistillationLoss(num_teacher_steps=7, skip_steps=7)
 
 
+def test_level_weights_choose_which_levels_train():
+    from sgm.modules.diffusionmodules.consistency_loss import ConsistencyDistillationLoss
+
+    loss = ConsistencyDistillationLoss(num_teacher_steps=7, guider_config={"target": IDENTITY}, skip_steps=2,
+                                       level_weights=[0, 0, 1])  # levels 0, 2, 4: only 4 trains
+    grid = loss.discretization(7, do_append_zero=False)
+    seen = []
+
+    def denoiser(network, x, sigma, c):
+        if network == "student":
+            seen.append(float(sigma[0]))
+        return torch.zeros_like(x)
+
+    for _ in range(5):
+        loss("student", "target", "teacher", denoiser, _NoConditioner(), torch.zeros(3, 4, 2, 2), {})
+    assert seen == pytest.approx([float(grid[4])] * 5)
+    for bad in ([1, 1], [1, -1, 1], [0, 0, 0]):
+        with pytest.raises(ValueError, match="level_weights"):
+            ConsistencyDistillationLoss(num_teacher_steps=7, skip_steps=2, level_weights=bad)
+
+
 def test_checkpoint_holds_student_and_target_not_the_teacher():
     engine = toy_engine()
     state = engine.state_dict()

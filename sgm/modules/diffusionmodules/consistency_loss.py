@@ -45,12 +45,14 @@ class ConsistencyDistillationLoss(nn.Module):
     ConsistencyBoundary (must equal the student sampler's). distance: "l2" (mean squared error) or "huber"
     (pseudo-Huber, sqrt(d^2 + c^2) - c, Song & Dhariwal 2023, with c = huber_c). huber_c: its c.
     skip_steps: k, the teacher grid steps between the two noise levels the loss compares (see above).
+    level_weights: relative probabilities of the levels n = 0, k, 2k, ... (one weight per level, ceil((N-1)/k)
+    of them; default uniform), e.g. to train the levels a few-step sampler visits last more often.
     """
 
     def __init__(self, num_teacher_steps: int = 25, discretization_config: Optional[Dict] = None,
                  guider_config: Optional[Dict] = None, uncond_zero_keys: Sequence[str] = SVD_UNCOND_ZERO_KEYS,
                  solver: str = "euler", boundary_config: Optional[Dict] = None, distance: str = "l2",
-                 huber_c: float = 0.001, skip_steps: int = 1):
+                 huber_c: float = 0.001, skip_steps: int = 1, level_weights: Optional[Sequence[float]] = None):
         super().__init__()
         if solver not in ("euler", "heun"):
             raise ValueError(f"solver must be 'euler' or 'heun', got {solver!r}")
@@ -62,6 +64,12 @@ class ConsistencyDistillationLoss(nn.Module):
             raise ValueError(f"skip_steps must be in [1, num_teacher_steps - 1 = {num_teacher_steps - 1}], got {skip_steps}")
         self.num_teacher_steps = num_teacher_steps
         self.skip_steps = skip_steps
+        levels = -(-(num_teacher_steps - 1) // skip_steps)  # n = 0, k, ..., below N-1
+        weights = [1.0] * levels if level_weights is None else [float(w) for w in level_weights]
+        if len(weights) != levels or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"level_weights must be {levels} non-negative numbers, not all 0 (one per level 0, "
+                             f"{skip_steps}, ..., {(levels - 1) * skip_steps}), got {level_weights}")
+        self.level_probs = [w / sum(weights) for w in weights]  # a list: models may be built on the meta device
         self.discretization = instantiate_from_config(default(discretization_config, TEACHER_DISCRETIZATION))
         self.guider_config = dict(default(guider_config, SVD_GUIDER))
         self.uncond_zero_keys = list(uncond_zero_keys)
@@ -130,7 +138,11 @@ class ConsistencyDistillationLoss(nn.Module):
             c, uc = expand_cond_per_frame(c, b, t), expand_cond_per_frame(uc, b, t)
         grid = self.discretization(self.num_teacher_steps, do_append_zero=False, device=input.device).to(input.dtype)
         last, k = self.num_teacher_steps - 1, self.skip_steps
-        n = k * torch.randint(0, -(-last // k), (b,), device=input.device).repeat_interleave(t)  # (B*T,) in 0, k, ..
+        if len(set(self.level_probs)) == 1:
+            level = torch.randint(0, len(self.level_probs), (b,), device=input.device)  # uniform, as Song et al.
+        else:
+            level = torch.multinomial(torch.tensor(self.level_probs), b, replacement=True).to(input.device)
+        n = k * level.repeat_interleave(t)  # (B*T,) in 0, k, 2k, ...
         m = torch.clamp(n + k, max=last)
         sigma, sigma_next = grid[n], grid[m]
         x_hi = input + torch.randn_like(input) * append_dims(sigma, input.ndim)
