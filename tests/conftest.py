@@ -39,3 +39,15 @@ def golden(reference_dir):
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_toy_run(tmp_path_factory):
+    """(workdir, report) of scripts/toy_curriculum.py at the smallest size that still makes every stage's
+    loss fall: the end-to-end test checks it, and scripts that build on a toy run (the motion-LoRA proof) use it."""
+    workdir = tmp_path_factory.mktemp("toy_run") / "toy"
+    from tests.helpers import load_script
+
+    toy = load_script("scripts/toy_curriculum.py")
+    report = toy.run(workdir, ae_steps=30, steps=40, i2v_steps=16, seed=23, threads=1, clips=2, log=lambda *a: None)
+    return workdir, report

@@ -1,4 +1,5 @@
 """Builders shared by the tests: tiny models with deterministic weights."""
+import importlib.util
 from pathlib import Path
 from typing import Optional
 
@@ -9,6 +10,15 @@ from sgm.util import instantiate_from_config
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "configs" / "tiny" / "svd_tiny.yaml"
+
+
+def load_script(relative: str):
+    """A script of this repository (e.g. "scripts/toy_curriculum.py") as a module."""
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def fill_deterministic_(module: torch.nn.Module, seed: int = 0) -> None:

@@ -1,21 +1,15 @@
 """The toy curriculum (scripts/toy_curriculum.py): its loss bookkeeping, and the whole run end to end."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("toy_curriculum", REPO / "scripts" / "toy_curriculum.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-toy = load_script()
+toy = load_script("scripts/toy_curriculum.py")
 
 
 def test_training_losses_read_lightning_csv(tmp_path):
@@ -33,11 +27,11 @@ def test_training_losses_read_lightning_csv(tmp_path):
 
 
 @pytest.mark.slow
-def test_toy_curriculum_end_to_end(tmp_path):
+def test_toy_curriculum_end_to_end(tiny_toy_run):
     """Data, stage 0 (autoencoder) and three stages through main.py's run (each from the last one's weights),
-    loss check, videos sampled from held-out first frames, contact sheets, the report with its figures."""
-    workdir = tmp_path / "toy"
-    report = toy.run(workdir, ae_steps=30, steps=40, i2v_steps=16, seed=23, threads=1, clips=2, log=lambda *a: None)
+    loss check, videos sampled from held-out first frames, contact sheets, the report with its figures
+    (the run: tests/conftest.py tiny_toy_run)."""
+    workdir, report = tiny_toy_run
     assert report["stage0"]["scale_factor"] > 0 and report["stage0"]["heldout_video_frame_psnr_db"] > 0
     stages = report["stages"]
     assert list(stages) == ["stage1", "stage2", "stage3"]
