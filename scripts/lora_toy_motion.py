@@ -1,26 +1,33 @@
 #!/usr/bin/env python
 """Toy proof of motion LoRAs: a LoRA trained on clips whose shapes all move one way makes the toy model's
-sampled videos move that way.
+sampled videos move that way, whatever the toy world's law says.
 
-    python scripts/toy_curriculum.py --workdir runs/toy                      # the toy model
-    python scripts/lora_toy_motion.py --base_ckpt runs/toy/stage3/checkpoints/last.ckpt --direction right
+    python scripts/toy_curriculum.py --workdir runs/toy              # the toy model (its stage 3)
+    python scripts/lora_toy_motion.py --toy_run runs/toy --direction right
 
-1. Data: synthetic shards (sgm.data.synthetic) whose shapes all move `--direction`.
-2. Training: `main.py --base configs/toy/svd_toy.yaml configs/lora/toy_motion.yaml` from `--base_ckpt`
-   (temporal-attention adapters; the toy model itself stays frozen).
-3. Measurement: from `--num_images` held-out first frames (shapes of every colour, none moving yet), one
-   video each with the adapter at strength 0 (the base model) and 1, same seeds. Per video the shape's
-   displacement between the first and the last frame (peak of the circular cross-correlation of the shape
-   masks, as shapes wrap around the frame); reported: the mean displacement (dx, dy) in pixels, its cosine
-   with the direction, and the share of videos whose displacement points within 45 degrees of it.
+The toy model of scripts/toy_curriculum.py moves each shape the way its colour says (sgm.data.synthetic
+COLOUR_DIRECTIONS: red right, green left, blue down, yellow up). The adapter is to override that law.
 
-Writes <workdir>/report.json. Exit status 0 when, with the adapter, the mean displacement points within
-45 degrees of the direction, is at least 2 px along it, and the share moving that way exceeds the base
-model's; 1 otherwise.
+1. Base weights: the EMA weights of the toy run's stage 3 (the ones its sampling uses), written to
+   <workdir>/base_ema.safetensors, so that the adapter trains on the weights it is sampled with.
+2. Data: synthetic shards as the curriculum's (32x32, 0.5 frame widths per second), but every shape, of any
+   colour, moves `--direction`.
+3. Training: `main.py --base <toy run>/stage3/configs/config.yaml configs/lora/toy_motion.yaml` (temporal
+   adapters of rank 8; every network weight frozen).
+4. Measurement: from the toy run's held-out first frames (<toy run>/inputs, shapes of the four colours), one
+   video each with the adapter at strength 0 (the base model) and 1, with the same seed and the run's
+   sampling settings. Per video the shape's displacement from the first to the last frame
+   (sgm.data.synthetic_metrics.displacement, as in the toy report); reported: the mean displacement (dx, dy)
+   in pixels, its cosine with the direction, the videos moving within 45 degrees of it (all, and those of the
+   inputs whose colour moves them another way, from the toy run's report.json), and whether strength 0
+   reproduced the base model's own videos bit for bit.
+
+Writes <workdir>/report.json. Exit status 0 when, with the adapter, most videos move within 45 degrees of the
+direction, more than with the base model, and the mean displacement points that way by at least 2 px
+(a quarter of the toy clips' true 8 px); 1 otherwise.
 """
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,125 +37,167 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-MIN_PX = 2.0  # the slowest toy clip moves 8 px between the first and the fourth of 4 frames at 6 fps
+MIN_PX = 2.0  # the toy clips move 8 px between the first and the fourth frame (0.5 frame widths/s at 6 fps, 32 px)
 UNIT = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}  # y grows downwards
+SIZE = (32, 32)  # (H, W) of the curriculum's clips
+SPEED = 0.5      # their speed, in frame widths per second
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--base_ckpt", required=True, help="the toy model (stage 3 of scripts/toy_curriculum.py)")
-    p.add_argument("--workdir", default="runs/lora_toy", help="data, run and report go here")
+    p.add_argument("--toy_run", default="runs/toy", help="workdir of scripts/toy_curriculum.py (its stage3/ and inputs/)")
+    p.add_argument("--workdir", default="runs/lora_toy", help="base weights, data, run and report go here")
     p.add_argument("--direction", choices=sorted(UNIT), default="right")
-    p.add_argument("--steps", type=int, default=200, help="LoRA training steps")
+    p.add_argument("--steps", type=int, default=1000, help="LoRA training steps")
     p.add_argument("--batch_size", type=int, default=4, help="clips per training step")
-    p.add_argument("--num_images", type=int, default=16, help="held-out first frames to sample from")
-    p.add_argument("--num_steps", type=int, default=8, help="sampling steps")
-    p.add_argument("--seed", type=int, default=5)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--num_images", type=int, default=16, help="held-out first frames to sample from (at most those in inputs/)")
+    p.add_argument("--num_steps", type=int, default=None, help="sampling steps (default: the toy run's sampling section)")
+    p.add_argument("--seed", type=int, default=23, help="training and sampling seed")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: sgm.training.threads.default_threads)")
     p.add_argument("--skip_training", action="store_true", help="reuse the adapter already in --workdir")
     return p.parse_args(argv)
 
 
-def shape_mask(frame: np.ndarray, threshold: float = 60.0) -> np.ndarray:
-    """(H, W) bool: pixels far from the frame's median colour (the background covers most of a toy frame)."""
-    background = np.median(frame.reshape(-1, 3).astype(np.float64), axis=0)
-    return np.abs(frame.astype(np.float64) - background).sum(-1) > threshold
+def toy_model(toy_run: Path) -> Tuple[Path, Path]:
+    """(config, checkpoint) of the toy run's stage 3; a ValueError saying how to make them when missing."""
+    config, ckpt = toy_run / "stage3" / "configs" / "config.yaml", toy_run / "stage3" / "checkpoints" / "last.ckpt"
+    for path in (config, ckpt, toy_run / "inputs"):
+        if not path.exists():
+            raise ValueError(f"{path} not found: --toy_run must be the workdir of a finished toy curriculum "
+                             f"(python scripts/toy_curriculum.py --workdir {toy_run})")
+    return config, ckpt
 
 
-def displacement(first: np.ndarray, last: np.ndarray) -> Optional[Tuple[float, float]]:
-    """(dx, dy) pixels moving the shape of `first` onto that of `last` (circular cross-correlation peak);
-    None when a frame shows no shape."""
-    a, b = shape_mask(first).astype(np.float64), shape_mask(last).astype(np.float64)
-    if a.sum() == 0 or b.sum() == 0:
-        return None
-    corr = np.real(np.fft.ifft2(np.conj(np.fft.fft2(a)) * np.fft.fft2(b)))
-    dy, dx = np.unravel_index(int(np.argmax(corr)), corr.shape)
-    h, w = corr.shape
-    return float((dx + w // 2) % w - w // 2), float((dy + h // 2) % h - h // 2)
+def base_weights(config: Path, ckpt: Path, work: Path) -> Path:
+    """The stage-3 run's EMA weights of the network (what its sampling uses) as one .safetensors."""
+    from sgm.models.inflation import convert_checkpoint
+
+    out = work / "base_ema.safetensors"
+    if not out.is_file():
+        convert_checkpoint(str(ckpt), str(config), str(out), "copy", ema=True)
+    return out
 
 
-def summarize(moves: List[Optional[Tuple[float, float]]], direction: str) -> Dict:
-    u = np.array(UNIT[direction])
-    found = np.array([m for m in moves if m is not None]).reshape(-1, 2)
-    mean = found.mean(0) if len(found) else np.zeros(2)
-    norms = np.linalg.norm(found, axis=1) if len(found) else np.zeros(0)
-    along = [(m @ u) / n > np.cos(np.pi / 4) if n > 0 else False for m, n in zip(found, norms)]
-    return {"videos": len(moves), "with_shape": int(len(found)), "mean_displacement_px": [round(float(v), 3) for v in mean],
-            "mean_cosine_with_direction": round(float(mean @ u / np.linalg.norm(mean)), 3) if np.linalg.norm(mean) else 0.0,
-            "share_moving_that_way": round(float(np.mean(along)) if along else 0.0, 3),
-            "displacements": [list(m) if m is not None else None for m in moves]}
-
-
-def train(args, work: Path) -> Path:
-    from sgm.data.synthetic import write_toy_video_shards
+def train(args, config: Path, base: Path, work: Path, threads: int) -> Path:
+    from sgm.data.synthetic import COLOUR_DIRECTIONS, write_toy_video_shards
 
     shards = work / f"data_{args.direction}"
-    # the slowest toy speed: 16 px between the first and last of 4 frames in the 64-pixel crop the toy
-    # model trains on (at 1 frame width per second a shape would travel the whole crop and look still)
-    write_toy_video_shards(shards, num_shards=2, samples_per_shard=32, size=(64, 128), seed=args.seed,
-                           direction=args.direction, speeds=(0.25,))
-    cmd = [sys.executable, str(REPO / "main.py"), "--base", str(REPO / "configs/toy/svd_toy.yaml"),
-           str(REPO / "configs/lora/toy_motion.yaml"), f"model.params.ckpt_path={args.base_ckpt}",
-           f"data.params.train.shards={shards}", f"lightning.trainer.max_steps={args.steps}",
-           f"data.params.batch_size={args.batch_size}",
-           "lightning.trainer.enable_progress_bar=false", "--logdir", str(work / "logs"), "--name", f"lora_{args.direction}"]
-    subprocess.run(cmd, check=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
-    runs = sorted((work / "logs").glob(f"*_lora_{args.direction}"))
+    if not any(shards.glob("*.tar")):
+        write_toy_video_shards(shards, num_shards=4, samples_per_shard=32, size=SIZE, seed=args.seed, duration=1.5,
+                               direction=args.direction, speeds=(SPEED,), colours=list(COLOUR_DIRECTIONS))
+    cmd = [sys.executable, str(REPO / "main.py"), "--base", str(config), str(REPO / "configs/lora/toy_motion.yaml"),
+           f"model.params.ckpt_path={base}", f"data.params.train.shards={shards}",
+           f"lightning.trainer.max_steps={args.steps}", f"data.params.batch_size={args.batch_size}",
+           "lightning.trainer.enable_progress_bar=false", "--seed", str(args.seed), "--threads", str(threads),
+           "--logdir", str(work / "logs"), "--name", f"lora_{args.direction}"]
+    subprocess.run(cmd, check=True, cwd=REPO)
+    return latest_adapter(work, args.direction)
+
+
+def latest_adapter(work: Path, direction: str) -> Path:
+    runs = sorted((work / "logs").glob(f"*_lora_{direction}"))
+    if not runs or not (runs[-1] / "lora" / "last.safetensors").is_file():
+        raise ValueError(f"no trained adapter under {work / 'logs'}; run without --skip_training first")
     return runs[-1] / "lora" / "last.safetensors"
 
 
-def eval_images(n: int, seed: int):
-    """First frames of held-out toy clips (every colour and direction), 64x64 as the toy model trains."""
+def eval_images(toy_run: Path, n: int):
+    """The toy run's held-out first frames (inputs/clip<k>.png, in k order)."""
     from PIL import Image
 
-    from sgm.data.synthetic import render_toy_video
-
-    images = []
-    for i in range(n):
-        frames, _ = render_toy_video(np.random.default_rng([seed, 999, i]), 64, 64, fps=6.0, num_frames=1)
-        images.append(Image.fromarray(frames[0]))
-    return images
+    paths = sorted((toy_run / "inputs").glob("clip*.png"), key=lambda p: int(p.stem[4:]))[:n]
+    return [Image.open(p).convert("RGB") for p in paths]
 
 
-def measure(args, adapter: Path) -> Dict:
+def law_directions(toy_run: Path, n: int) -> List[Optional[Tuple[float, float]]]:
+    """Per held-out input, the true displacement of its clip (the toy world's law: the direction its colour
+    moves), from the toy run's report.json; None where the report does not have it."""
+    report = toy_run / "report.json"
+    samples = json.loads(report.read_text()).get("samples", []) if report.is_file() else []
+    truth = [tuple(s["true_displacement"]) if "true_displacement" in s else None for s in samples[:n]]
+    return truth + [None] * (n - len(truth))
+
+
+def moves_along(move: Tuple[float, float], direction: str) -> bool:
+    """The displacement points within 45 degrees of `direction`."""
+    m, norm = np.array(move, np.float64), float(np.linalg.norm(move))
+    return bool(np.isfinite(norm) and norm > 0 and (m @ np.array(UNIT[direction])) / norm > np.cos(np.pi / 4))
+
+
+def summarize(moves: List[Tuple[float, float]], direction: str, law: List[Optional[Tuple[float, float]]]) -> Dict:
+    """Figures of one strength. law: each input's true displacement (or None), to count separately the videos
+    whose own law moves them another way: the ones the adapter has to turn."""
+    u = np.array(UNIT[direction])
+    found = np.array([m for m in moves if np.all(np.isfinite(m))]).reshape(-1, 2)
+    mean = found.mean(0) if len(found) else np.zeros(2)
+    along = [moves_along(m, direction) for m in moves]
+    other_law = [a for a, t in zip(along, law) if t is not None and not moves_along(t, direction)]
+    mean_norm = float(np.linalg.norm(mean))
+    return {"videos": len(moves), "with_shape": int(len(found)),
+            "mean_displacement_px": [round(float(v), 3) for v in mean],
+            "mean_cosine_with_direction": round(float(mean @ u / mean_norm), 3) if mean_norm else 0.0,
+            "moving_that_way": int(sum(along)),
+            "share_moving_that_way": round(float(np.mean(along)) if along else 0.0, 3),
+            "law_moves_another_way": len(other_law), "of_those_moving_that_way": int(sum(other_law)),
+            "displacements": [[float(v) for v in m] for m in moves]}
+
+
+def measure(args, config: Path, base: Path, adapter: Path, threads: int) -> Dict:
     import torch
+    from omegaconf import OmegaConf
 
+    from sgm.data.synthetic_metrics import displacement
     from sgm.inference import SamplingOptions, VideoPipeline
 
-    torch.set_num_threads(args.threads)
-    pipe = VideoPipeline.load(config=str(REPO / "configs/toy/svd_toy.yaml"), ckpt=args.base_ckpt, device="cpu",
-                              lora=[(str(adapter), 0.0)], merge_lora=False)
+    torch.set_num_threads(threads)
+    images = eval_images(Path(args.toy_run), args.num_images)
+    law = law_directions(Path(args.toy_run), len(images))
+    opts = SamplingOptions(seed=args.seed, num_steps=args.num_steps)  # the rest from the run's sampling section
+    base_pipe = VideoPipeline.load(config=str(config), ckpt=str(base), device="cpu")
+    base_videos = [base_pipe.generate(image, opts).frames for image in images]  # each (T, H, W, 3) uint8
+    del base_pipe
+    pipe = VideoPipeline.load(config=str(config), ckpt=str(base), device="cpu", lora=[(str(adapter), 0.0)],
+                              merge_lora=False)
     name = pipe.info["lora"][0]["name"]
-    opts = SamplingOptions(num_frames=4, num_steps=args.num_steps, seed=args.seed, width=64, height=64)
-    report = {}
+    report = {"sampling": {k: v for k, v in OmegaConf.to_container(OmegaConf.load(config).get("sampling", {})).items()
+                           if k != "checkpoint"} | {"seed": args.seed, "num_steps_override": args.num_steps}}
     for strength in (0.0, 1.0):
         pipe.set_lora_strength(name, strength)
-        moves = []
-        for image in eval_images(args.num_images, args.seed):
-            frames = pipe.generate(image, opts).frames  # (T, H, W, 3) uint8
-            moves.append(displacement(frames[0], frames[-1]))
-        report[f"strength_{strength:g}"] = summarize(moves, args.direction)
+        videos = [pipe.generate(image, opts).frames for image in images]
+        report[f"strength_{strength:g}"] = summarize([displacement(v[0], v[-1]) for v in videos], args.direction, law)
+        if strength == 0.0:
+            report["strength_0_equals_base_model"] = all(np.array_equal(a, b) for a, b in zip(videos, base_videos))
     return report
 
 
 def main(argv=None) -> int:
+    from sgm.training.threads import default_threads
+
     args = parse_args(argv)
+    try:
+        config, ckpt = toy_model(Path(args.toy_run))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    threads = args.threads or default_threads(1)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    adapter = (sorted((work / "logs").glob(f"*_lora_{args.direction}"))[-1] / "lora" / "last.safetensors"
-               if args.skip_training else train(args, work))
-    report = {"direction": args.direction, "adapter": str(adapter), "base_ckpt": args.base_ckpt, "steps": args.steps,
-              **measure(args, adapter)}
-    base, lora = report["strength_0"], report["strength_1"]
-    along = float(np.array(lora["mean_displacement_px"]) @ np.array(UNIT[args.direction]))
-    report["passed"] = bool(lora["mean_cosine_with_direction"] > np.cos(np.pi / 4) and along >= MIN_PX
-                            and lora["share_moving_that_way"] > base["share_moving_that_way"])
+    base = base_weights(config, ckpt, work)
+    adapter = latest_adapter(work, args.direction) if args.skip_training else train(args, config, base, work, threads)
+    report = {"direction": args.direction, "toy_run": str(args.toy_run), "adapter": str(adapter),
+              "adapter_steps": args.steps, **measure(args, config, base, adapter, threads)}
+    before, after = report["strength_0"], report["strength_1"]
+    along = float(np.array(after["mean_displacement_px"]) @ np.array(UNIT[args.direction]))
+    report["passed"] = bool(after["moving_that_way"] > after["videos"] / 2
+                            and after["moving_that_way"] > before["moving_that_way"]
+                            and after["mean_cosine_with_direction"] > np.cos(np.pi / 4) and along >= MIN_PX)
     (work / "report.json").write_text(json.dumps(report, indent=1))
-    for key in ("strength_0", "strength_1"):
+    for key, label in (("strength_0", "base model (strength 0)"), ("strength_1", "with the adapter (strength 1)")):
         r = report[key]
-        print(f"{key}: mean displacement {r['mean_displacement_px']} px, cosine with {args.direction} "
-              f"{r['mean_cosine_with_direction']}, share moving {args.direction} {r['share_moving_that_way']} "
-              f"({r['with_shape']}/{r['videos']} videos show a shape)")
+        print(f"{label}: {r['moving_that_way']}/{r['videos']} videos move {args.direction} "
+              f"({r['of_those_moving_that_way']} of the {r['law_moves_another_way']} whose colour moves them another way); "
+              f"mean displacement {r['mean_displacement_px']} px (cosine with {args.direction} {r['mean_cosine_with_direction']})")
+    print(f"strength 0 reproduces the base model's videos exactly: {report['strength_0_equals_base_model']}")
     print(f"{'PASSED' if report['passed'] else 'FAILED'}; report: {work / 'report.json'}")
     return 0 if report["passed"] else 1
 

@@ -71,6 +71,10 @@ def test_targets_presets_and_regexes():
     unet = build_tiny_model(seed=0).model.diffusion_model
     spatial = add_lora(unet, "s", rank=2, targets="spatial")
     assert spatial and all(".transformer_blocks." in n and "time_stack" not in n for n in spatial)
+    temporal_ff = add_lora(unet, "f", rank=2, targets="temporal_ff")
+    blocks = {n.split(".time_stack.")[0] for n in temporal_ff}
+    assert blocks and len(temporal_ff) == 4 * len(blocks)  # ff_in and ff: two linear layers each, per temporal block
+    assert all(n.endswith((".ff_in.net.0.proj", ".ff_in.net.2", ".ff.net.0.proj", ".ff.net.2")) for n in temporal_ff)
     custom = add_lora(unet, "c", rank=2, targets=[r"middle_block\.1\.time_stack\.0\.attn1\.to_q$"])
     assert custom == ["middle_block.1.time_stack.0.attn1.to_q"]
     with pytest.raises(ValueError, match="matches no linear layer"):
@@ -281,12 +285,13 @@ def test_demo_lora_flag_applies_the_adapter(tmp_path):
 
 @pytest.mark.parametrize("direction", ["left", "right", "up", "down"])
 def test_toy_clips_with_a_direction_all_move_that_way(direction):
-    """The motion-LoRA data (sgm.data.synthetic direction=...) and the displacement measure of
-    scripts/lora_toy_motion.py agree: every clip moves `direction`, never stands still."""
+    """The motion-LoRA data (sgm.data.synthetic direction=...) and the displacement measure that
+    scripts/lora_toy_motion.py uses (sgm.data.synthetic_metrics) agree: every clip moves `direction`, never stands still."""
     import numpy as np
 
-    from scripts.lora_toy_motion import UNIT, displacement
+    from scripts.lora_toy_motion import UNIT
     from sgm.data.synthetic import render_toy_video
+    from sgm.data.synthetic_metrics import displacement
 
     for i in range(8):
         frames, meta = render_toy_video(np.random.default_rng([3, i]), 128, 128, fps=6.0, num_frames=4,
@@ -300,20 +305,36 @@ def test_toy_clips_with_a_direction_all_move_that_way(direction):
 
 
 @pytest.mark.slow
-def test_toy_motion_script_trains_measures_and_reports(tmp_path):
-    """scripts/lora_toy_motion.py end to end at the smallest size (2 training steps on the random tiny
-    model): the adapter is trained and both strengths are measured on every image."""
+def test_toy_motion_script_trains_measures_and_reports(tmp_path, tiny_toy_run):
+    """scripts/lora_toy_motion.py end to end from the command line, on a toy run at the smallest size (2 adapter
+    steps): base weights from the run's EMA, the adapter trained, both strengths measured on every held-out
+    first frame, and strength 0 reproduces the base model's videos bit for bit."""
     import subprocess
     import sys
 
-    from tests.inference_helpers import tiny_checkpoint
     from tests.training_helpers import REPO
 
-    run = subprocess.run([sys.executable, "scripts/lora_toy_motion.py", "--base_ckpt", str(tiny_checkpoint()),
-                          "--workdir", str(tmp_path), "--steps", "2", "--num_images", "2", "--num_steps", "1"],
-                         cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    toy_run, _ = tiny_toy_run
+    run = subprocess.run([sys.executable, "scripts/lora_toy_motion.py", "--toy_run", str(toy_run), "--workdir", str(tmp_path),
+                          "--steps", "2", "--num_images", "2", "--num_steps", "2"],  # threads: the default
+                         cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
     assert run.returncode in (0, 1), run.stderr[-2000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["direction"] == "right" and report["passed"] == (run.returncode == 0)
     assert [len(report[k]["displacements"]) for k in ("strength_0", "strength_1")] == [2, 2]
-    assert (tmp_path / "data_right").is_dir() and report["adapter"].endswith("last.safetensors")
+    assert report["strength_0_equals_base_model"] is True
+    assert report["sampling"]["num_frames"] == 4 and report["sampling"]["num_steps_override"] == 2
+    assert (tmp_path / "base_ema.safetensors").is_file() and any((tmp_path / "data_right").glob("*.tar"))
+    assert report["adapter"].endswith("last.safetensors") and "strength 0 reproduces" in run.stdout
+
+
+def test_toy_motion_script_needs_a_toy_run(tmp_path):
+    """Without a finished toy curriculum the script says how to make one, and exits 2."""
+    import subprocess
+    import sys
+
+    from tests.training_helpers import REPO
+
+    run = subprocess.run([sys.executable, "scripts/lora_toy_motion.py", "--toy_run", str(tmp_path / "nothing"),
+                          "--workdir", str(tmp_path / "work")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and "scripts/toy_curriculum.py --workdir" in run.stderr

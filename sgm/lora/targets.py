@@ -11,6 +11,8 @@ PRESETS: Dict[str, List[str]] = {
     "temporal": [r"(^|\.)time_stack\.\d+\." + _ATTN],
     # the spatial (per-frame) self- and cross-attention
     "spatial": [r"(^|\.)transformer_blocks\.\d+\." + _ATTN],
+    # the feed-forward layers of the temporal transformer blocks (ff_in before, ff after the temporal attention)
+    "temporal_ff": [r"(^|\.)time_stack\.\d+\.(ff_in|ff)\.net\.(0\.proj|2)$"],
 }
 PRESETS["all_attention"] = PRESETS["temporal"] + PRESETS["spatial"]
 
@@ -18,11 +20,11 @@ Targets = Union[str, Sequence[str]]
 
 
 def target_patterns(targets: Targets) -> List[str]:
-    """Regular expressions for `targets`: a preset name (temporal, spatial, all_attention), one regular
+    """Regular expressions for `targets`: a preset name (temporal, spatial, all_attention, temporal_ff), one regular
     expression, or a list mixing both."""
     items = [targets] if isinstance(targets, str) else list(targets)
     if not items:
-        raise ValueError("lora targets are empty; use temporal, spatial, all_attention or regular expressions")
+        raise ValueError("lora targets are empty; use temporal, spatial, all_attention, temporal_ff or regular expressions")
     patterns = []
     for item in items:
         patterns += PRESETS.get(item, [item])

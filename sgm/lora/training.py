@@ -24,7 +24,7 @@ LORA_CONFIG_KEYS = {"targets", "rank", "alpha", "name"}
 def attach_training_lora(network: nn.Module, lora_config: Mapping, trainable_parameters: Union[str, Sequence[str]]):
     """Attach the adapter `lora_config` describes and return the `trainable_parameters` that select
     only the adapters. lora_config: targets (default "temporal": the temporal attention, as the SVD
-    paper's camera-motion LoRAs; "spatial", "all_attention" or regular expressions), rank (default
+    paper's camera-motion LoRAs; "spatial", "all_attention", "temporal_ff" or regular expressions), rank (default
     16), alpha (default rank), name (default "default")."""
     unknown = set(lora_config) - LORA_CONFIG_KEYS
     if unknown:
