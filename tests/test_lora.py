@@ -182,6 +182,80 @@ def test_diffusers_names_run_in_peft_on_diffusers_unet_and_come_back(tmp_path):
     assert torch.equal(run_ours(fresh, inputs), expected)
 
 
+def test_kohya_names_patch_sgm_weights_as_comfyui_does_and_come_back(tmp_path):
+    """export_kohya writes what ComfyUI's LoRA loader reads for a UNet with sgm's layer names: it maps
+    `lora_unet_<diffusion_model key without .weight, dots as underscores>` to the weight and adds
+    alpha / rank * up @ down (comfy/lora.py). Patching the weights that way gives our output with the adapter
+    merged; and reading the kohya file back gives our adapter exactly."""
+    from sgm.lora import export_kohya
+
+    path = make_adapter(tmp_path / "pan.safetensors", targets=["temporal", "temporal_ff"], seed=3)
+    out = tmp_path / "pan_kohya.safetensors"
+    net = build_tiny_model(seed=0).model.diffusion_model
+    n = export_kohya(str(path), str(out), net)
+    with safe_open(str(out), framework="pt") as f:
+        kohya = {k: f.get_tensor(k) for k in f.keys()}
+    assert n == len(kohya) and all(k.startswith("lora_unet_") for k in kohya)
+
+    inputs = unet_inputs()
+    ours = build_tiny_model(seed=0).model.diffusion_model
+    load_lora(ours, str(path), strength=1.0, do_merge=True)
+    expected = run_ours(ours, inputs)
+
+    patched = build_tiny_model(seed=0).model.diffusion_model
+    state = {"diffusion_model." + k: v for k, v in patched.state_dict().items()}  # the names ComfyUI's model has
+    key_map = {"lora_unet_" + k[len("diffusion_model."):-len(".weight")].replace(".", "_"): k
+               for k in state if k.endswith(".weight")}
+    used = set()
+    for key in kohya:
+        if key.endswith(".lora_up.weight"):
+            base = key[:-len(".lora_up.weight")]
+            up, down, alpha = kohya[key], kohya[base + ".lora_down.weight"], float(kohya[base + ".alpha"])
+            state[key_map[base]] = state[key_map[base]] + (alpha / down.shape[0]) * (up @ down)
+            used |= {key, base + ".lora_down.weight", base + ".alpha"}
+    assert used == set(kohya)  # every key found its layer
+    patched.load_state_dict({k[len("diffusion_model."):]: v for k, v in state.items()})
+    got = run_ours(patched, inputs)
+    assert float((got - expected).norm() / expected.norm()) < 1e-5
+    assert float((got - run_ours(build_tiny_model(seed=0).model.diffusion_model, inputs)).norm()) > 1e-3
+
+    back = build_tiny_model(seed=0).model.diffusion_model
+    load_lora(back, str(out), strength=1.0, do_merge=True)
+    assert torch.equal(run_ours(back, inputs), expected)
+
+
+def test_convert_lora_script_writes_kohya_and_diffusers_names_and_reads_them_back(tmp_path):
+    """scripts/convert_lora.py from the command line: ours -> kohya -> ours and ours -> diffusers -> ours give
+    back the same tensors, rank and alpha; a missing file is a usage error (exit 2)."""
+    import subprocess
+    import sys
+
+    from sgm.lora import read_lora
+    from tests.helpers import REPO, TINY_CONFIG
+
+    src = make_adapter(tmp_path / "pan.safetensors", targets="all_attention", seed=4)
+    net = build_tiny_model(seed=0).model.diffusion_model
+    original = read_lora(str(src), net)
+
+    def run(*args):
+        return subprocess.run([sys.executable, "scripts/convert_lora.py", *args], cwd=REPO, capture_output=True,
+                              text=True, timeout=300)
+
+    for names in ("kohya", "diffusers"):
+        theirs, ours = tmp_path / f"pan_{names}.safetensors", tmp_path / f"pan_from_{names}.safetensors"
+        assert run("--to", names, "--config", str(TINY_CONFIG), str(src), str(theirs)).returncode == 0
+        with safe_open(str(theirs), framework="pt") as f:
+            keys = list(f.keys())
+        assert all(k.startswith("lora_unet_" if names == "kohya" else "unet.") for k in keys)
+        assert run("--to", "sgm", "--config", str(TINY_CONFIG), str(theirs), str(ours)).returncode == 0
+        back = read_lora(str(ours), net)
+        assert (back.rank, back.alpha) == (original.rank, original.alpha)
+        assert sorted(back.weights) == sorted(original.weights)
+        assert all(torch.equal(back.weights[k], original.weights[k]) for k in original.weights)
+    missing = run("--to", "kohya", "--config", str(TINY_CONFIG), str(tmp_path / "none.safetensors"), str(tmp_path / "x.safetensors"))
+    assert missing.returncode == 2 and "LoRA file not found" in missing.stderr
+
+
 def make_adapter(path, targets="temporal", seed=0):
     unet = build_tiny_model(seed=0).model.diffusion_model
     add_lora(unet, "x", rank=4, targets=targets)

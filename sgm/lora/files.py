@@ -7,6 +7,8 @@ diffusers/peft: `unet.<diffusers layer>.lora_A.weight` / `.lora_B.weight` (layer
 UNetSpatioTemporalConditionModel), metadata `lora_adapter_metadata` = JSON {r, lora_alpha,
 target_modules}. Read also: without the `unet.` prefix, with peft's `base_model.model.` prefix or
 adapter name (`lora_A.default.weight`), the older `lora.down`/`lora.up` names, and per-layer `.alpha`.
+kohya (the names ComfyUI's LoRA loader reads): `lora_unet_<our layer name, dots as underscores>.lora_down.weight` (A),
+`.lora_up.weight` (B) and `.alpha` (a scalar tensor) per layer.
 """
 import json
 import logging
@@ -25,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "sgm-lora"
 UNET = "model.diffusion_model."
+KOHYA = "lora_unet_"
 
 
 @dataclass
@@ -94,8 +97,34 @@ def _from_diffusers(tensors: Dict[str, torch.Tensor], metadata: Dict[str, str], 
     return LoraFile(weights=weights, rank=int(meta.get("r", rank)), alpha=alpha, targets=["(imported)"])
 
 
+def _from_kohya(tensors: Dict[str, torch.Tensor], network: nn.Module) -> LoraFile:
+    """Kohya names: the layer is our name with dots as underscores, which is unique among this network's
+    linear layers (checked), so it is looked up rather than guessed."""
+    linear = {n.replace(".", "_"): n for n, m in network.named_modules() if isinstance(m, nn.Linear)}
+    if len(linear) != len({n for n, m in network.named_modules() if isinstance(m, nn.Linear)}):
+        raise ValueError("two linear layers of this network have the same kohya name; load the adapter in our format")
+    weights, alphas, skipped = {}, {}, []
+    for key, value in tensors.items():
+        base, _, suffix = key[len(KOHYA):].partition(".")
+        layer = linear.get(base)
+        if not key.startswith(KOHYA) or layer is None or suffix not in ("lora_down.weight", "lora_up.weight", "alpha"):
+            skipped.append(key)
+        elif suffix == "alpha":
+            alphas[layer] = float(value)
+        else:
+            weights[f"{layer}.lora_{'A' if suffix == 'lora_down.weight' else 'B'}.weight"] = value
+    if skipped:
+        logger.warning("%d key(s) of the LoRA file have no place in this UNet (ignored), e.g. %s", len(skipped), skipped[0])
+    if not weights:
+        raise ValueError("the kohya LoRA file holds no adapter for a layer of this UNet (lora_unet_* names of another model?)")
+    rank = next(v.shape[0] for k, v in weights.items() if k.endswith("lora_A.weight"))
+    if len(set(alphas.values())) > 1:
+        raise ValueError("the kohya LoRA file has a different alpha per layer; only one alpha per adapter is supported")
+    return LoraFile(weights=weights, rank=rank, alpha=next(iter(alphas.values()), float(rank)), targets=["(imported)"])
+
+
 def read_lora(path: str, network: nn.Module) -> LoraFile:
-    """The adapter in `path` (ours, or diffusers/peft names, see the module doc) in our layer names."""
+    """The adapter in `path` (ours, diffusers/peft or kohya names, see the module doc) in our layer names."""
     from safetensors import safe_open
 
     if not os.path.isfile(path):
@@ -106,6 +135,8 @@ def read_lora(path: str, network: nn.Module) -> LoraFile:
     if metadata.get("format") == FORMAT:
         return LoraFile(weights=tensors, rank=int(metadata["rank"]), alpha=float(metadata["alpha"]),
                         targets=json.loads(metadata.get("targets", "[]")))
+    if any(k.startswith(KOHYA) for k in tensors):
+        return _from_kohya(tensors, network)
     return _from_diffusers(tensors, metadata, network)
 
 
@@ -155,3 +186,20 @@ def export_diffusers(path: str, out: str, network: nn.Module) -> int:
     save_file(tensors, out, metadata={"format": "pt", "lora_adapter_metadata": json.dumps(meta)})
     return len(tensors)
 
+
+
+def export_kohya(path: str, out: str, network: nn.Module) -> int:
+    """Write the adapter file `path` with kohya names (`lora_unet_<layer with underscores>.lora_down.weight`,
+    `.lora_up.weight`, `.alpha`), the LoRA names ComfyUI's loader maps onto a UNet with sgm's layer names, to
+    `out`; returns the tensor count."""
+    from safetensors.torch import save_file
+
+    lora = read_lora(path, network)
+    tensors = {}
+    for key, value in lora.weights.items():
+        layer, _, suffix = key.rpartition(".lora_")
+        base = KOHYA + layer.replace(".", "_")
+        tensors[f"{base}.{'lora_down' if suffix == 'A.weight' else 'lora_up'}.weight"] = value.contiguous()
+        tensors[f"{base}.alpha"] = torch.tensor(float(lora.alpha))
+    save_file(tensors, out, metadata={"ss_network_dim": str(lora.rank), "ss_network_alpha": str(lora.alpha)})
+    return len(tensors)
