@@ -13,7 +13,6 @@ meta device (no weights, no memory). The sampler, the demo and VideoPipeline als
 files directly (`--lora file.safetensors[:strength]`). Exit status 2 for usage errors. See docs/lora.md.
 """
 import argparse
-import json
 import logging
 import os
 import sys
@@ -48,9 +47,7 @@ def meta_unet(config: str):
 
 def convert(to: str, config: str, source: str, target: str) -> int:
     """Write `source` with the names of `to` to `target`; returns the tensor count."""
-    from safetensors.torch import save_file
-
-    from sgm.lora.files import FORMAT, export_diffusers, export_kohya, read_lora
+    from sgm.lora.files import export_diffusers, export_kohya, read_lora, write_lora
 
     if not os.path.isfile(source):
         raise ValueError(f"LoRA file not found: {os.path.abspath(source)}")
@@ -61,8 +58,7 @@ def convert(to: str, config: str, source: str, target: str) -> int:
     if to == "diffusers":
         return export_diffusers(source, target, network)
     lora = read_lora(source, network)
-    save_file({k: v.contiguous() for k, v in lora.weights.items()}, target,
-              metadata={"format": FORMAT, "rank": str(lora.rank), "alpha": str(lora.alpha), "targets": json.dumps(lora.targets)})
+    write_lora(lora, target)
     return len(lora.weights)
 
 

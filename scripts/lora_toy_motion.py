@@ -73,15 +73,14 @@ def base_weights(config: Path, ckpt: Path, work: Path) -> Path:
     from sgm.models.inflation import convert_checkpoint
 
     out = work / "base_ema.safetensors"
-    if not out.is_file():
-        convert_checkpoint(str(ckpt), str(config), str(out), "copy", ema=True)
+    convert_checkpoint(str(ckpt), str(config), str(out), "copy", ema=True)  # rewritten: --toy_run may have changed
     return out
 
 
 def train(args, config: Path, base: Path, work: Path, threads: int) -> Path:
     from sgm.data.synthetic import COLOUR_DIRECTIONS, write_toy_video_shards
 
-    shards = work / f"data_{args.direction}"
+    shards = work / f"data_{args.direction}_seed{args.seed}"  # deterministic for a direction and seed: kept
     if not any(shards.glob("*.tar")):
         write_toy_video_shards(shards, num_shards=4, samples_per_shard=32, size=SIZE, seed=args.seed, duration=1.5,
                                direction=args.direction, speeds=(SPEED,), colours=list(COLOUR_DIRECTIONS))
@@ -185,7 +184,7 @@ def main(argv=None) -> int:
     base = base_weights(config, ckpt, work)
     adapter = latest_adapter(work, args.direction) if args.skip_training else train(args, config, base, work, threads)
     report = {"direction": args.direction, "toy_run": str(args.toy_run), "adapter": str(adapter),
-              "adapter_steps": args.steps, **measure(args, config, base, adapter, threads)}
+              "adapter_steps": None if args.skip_training else args.steps, **measure(args, config, base, adapter, threads)}
     before, after = report["strength_0"], report["strength_1"]
     along = float(np.array(after["mean_displacement_px"]) @ np.array(UNIT[args.direction]))
     report["passed"] = bool(after["moving_that_way"] > after["videos"] / 2

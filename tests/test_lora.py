@@ -224,6 +224,34 @@ def test_kohya_names_patch_sgm_weights_as_comfyui_does_and_come_back(tmp_path):
     assert torch.equal(run_ours(back, inputs), expected)
 
 
+def test_kohya_files_of_another_model_or_with_mixed_alphas_are_refused(tmp_path):
+    """A kohya file none of whose layers this UNet has, and one with a different alpha per layer, are errors
+    that say so; keys that fit no layer are skipped with a warning when others do fit."""
+    from safetensors.torch import save_file
+
+    from sgm.lora import export_kohya
+
+    net = build_tiny_model(seed=0).model.diffusion_model
+    out = tmp_path / "k.safetensors"
+    export_kohya(str(make_adapter(tmp_path / "a.safetensors", seed=5)), str(out), net)
+    with safe_open(str(out), framework="pt") as f:
+        kohya = {k: f.get_tensor(k) for k in f.keys()}
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"lora_unet_down_blocks_0_attn.lora_down.weight": torch.zeros(2, 4),
+               "lora_unet_down_blocks_0_attn.lora_up.weight": torch.zeros(4, 2)}, str(foreign))
+    with pytest.raises(ValueError, match="no adapter for a layer of this UNet"):
+        load_lora(build_tiny_model(seed=0).model.diffusion_model, str(foreign))
+    mixed = dict(kohya)
+    first_alpha = next(k for k in mixed if k.endswith(".alpha"))
+    mixed[first_alpha] = torch.tensor(1.0)
+    save_file(mixed, str(tmp_path / "mixed.safetensors"))
+    with pytest.raises(ValueError, match="different alpha per layer"):
+        load_lora(build_tiny_model(seed=0).model.diffusion_model, str(tmp_path / "mixed.safetensors"))
+    extra = {**kohya, "lora_unet_no_such_layer.lora_up.weight": torch.zeros(4, 2)}
+    save_file(extra, str(tmp_path / "extra.safetensors"))
+    assert load_lora(build_tiny_model(seed=0).model.diffusion_model, str(tmp_path / "extra.safetensors")) == "extra"
+
+
 def test_convert_lora_script_writes_kohya_and_diffusers_names_and_reads_them_back(tmp_path):
     """scripts/convert_lora.py from the command line: ours -> kohya -> ours and ours -> diffusers -> ours give
     back the same tensors, rank and alpha; a missing file is a usage error (exit 2)."""
@@ -398,7 +426,7 @@ def test_toy_motion_script_trains_measures_and_reports(tmp_path, tiny_toy_run):
     assert [len(report[k]["displacements"]) for k in ("strength_0", "strength_1")] == [2, 2]
     assert report["strength_0_equals_base_model"] is True
     assert report["sampling"]["num_frames"] == 4 and report["sampling"]["num_steps_override"] == 2
-    assert (tmp_path / "base_ema.safetensors").is_file() and any((tmp_path / "data_right").glob("*.tar"))
+    assert (tmp_path / "base_ema.safetensors").is_file() and any((tmp_path / "data_right_seed23").glob("*.tar"))
     assert report["adapter"].endswith("last.safetensors") and "strength 0 reproduces" in run.stdout
 
 

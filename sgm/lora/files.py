@@ -40,15 +40,21 @@ class LoraFile:
     targets: List[str]
 
 
-def save_lora(network: nn.Module, name: str, path: str) -> None:
-    """Write adapter `name` of `network` to `path` (.safetensors) in our format."""
+def write_lora(lora: LoraFile, path: str) -> None:
+    """Write an adapter to `path` (.safetensors) in our format."""
     from safetensors.torch import save_file
 
-    info = adapter_info(network, name)
-    tensors = {k: v.contiguous().clone() for k, v in lora_state_dict(network, name).items()}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    save_file(tensors, path, metadata={"format": FORMAT, "rank": str(info.rank), "alpha": str(info.alpha),
-                                       "targets": json.dumps(info.targets)})
+    save_file({k: v.contiguous() for k, v in lora.weights.items()}, path,
+              metadata={"format": FORMAT, "rank": str(lora.rank), "alpha": str(lora.alpha),
+                        "targets": json.dumps(lora.targets)})
+
+
+def save_lora(network: nn.Module, name: str, path: str) -> None:
+    """Write adapter `name` of `network` to `path` (.safetensors) in our format."""
+    info = adapter_info(network, name)
+    weights = {k: v.clone() for k, v in lora_state_dict(network, name).items()}
+    write_lora(LoraFile(weights=weights, rank=info.rank, alpha=info.alpha, targets=list(info.targets)), path)
 
 
 def _unet_rules(network: nn.Module):
@@ -105,9 +111,9 @@ def _from_kohya(tensors: Dict[str, torch.Tensor], network: nn.Module) -> LoraFil
         raise ValueError("two linear layers of this network have the same kohya name; load the adapter in our format")
     weights, alphas, skipped = {}, {}, []
     for key, value in tensors.items():
-        base, _, suffix = key[len(KOHYA):].partition(".")
-        layer = linear.get(base)
-        if not key.startswith(KOHYA) or layer is None or suffix not in ("lora_down.weight", "lora_up.weight", "alpha"):
+        base, _, suffix = key.partition(".")
+        layer = linear.get(base[len(KOHYA):]) if base.startswith(KOHYA) else None
+        if layer is None or suffix not in ("lora_down.weight", "lora_up.weight", "alpha"):
             skipped.append(key)
         elif suffix == "alpha":
             alphas[layer] = float(value)
@@ -187,7 +193,6 @@ def export_diffusers(path: str, out: str, network: nn.Module) -> int:
     return len(tensors)
 
 
-
 def export_kohya(path: str, out: str, network: nn.Module) -> int:
     """Write the adapter file `path` with kohya names (`lora_unet_<layer with underscores>.lora_down.weight`,
     `.lora_up.weight`, `.alpha`), the LoRA names ComfyUI's loader maps onto a UNet with sgm's layer names, to
@@ -200,6 +205,6 @@ def export_kohya(path: str, out: str, network: nn.Module) -> int:
         layer, _, suffix = key.rpartition(".lora_")
         base = KOHYA + layer.replace(".", "_")
         tensors[f"{base}.{'lora_down' if suffix == 'A.weight' else 'lora_up'}.weight"] = value.contiguous()
-        tensors[f"{base}.alpha"] = torch.tensor(float(lora.alpha))
+        tensors[f"{base}.alpha"] = torch.tensor(float(lora.alpha))  # once per layer (A and B write the same)
     save_file(tensors, out, metadata={"ss_network_dim": str(lora.rank), "ss_network_alpha": str(lora.alpha)})
     return len(tensors)
