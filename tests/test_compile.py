@@ -5,7 +5,7 @@ import torch
 from torch._dynamo.testing import CompileCounter
 
 from sgm.modules.attention import CrossAttention
-from sgm.modules.compile import CompileOptions, compile_module, is_compiled
+from sgm.modules.compile import CompileOptions, compile_module, compiled_callable, is_compiled
 from sgm.util import instantiate_from_config
 from tests.helpers import build_tiny_model, fill_deterministic_, tiny_config
 
@@ -68,6 +68,60 @@ def test_compiled_unet_matches_eager_within_1e4():
     compiled = compile_module(unet, CompileOptions())(*args, **kwargs)
     assert is_compiled(unet)
     assert (compiled - eager).abs().max().item() < 1e-4
+
+
+@pytest.mark.slow
+@torch.no_grad()
+def test_frozen_max_autotune_unet_matches_eager_within_1e4():
+    """The CPU setting of docs/benchmarks.md (max-autotune with the weights frozen into the graph) computes
+    the same numbers as eager."""
+    unet = small_unet(levels=1)
+    args, kwargs = unet_inputs(T=3, h=8, w=8)
+    eager = unet(*args, **kwargs)
+    compiled = compile_module(unet, CompileOptions(mode="max-autotune", freezing=True))(*args, **kwargs)
+    assert (compiled - eager).abs().max().item() < 1e-4
+
+
+@pytest.mark.slow
+@torch.no_grad()
+def test_freezing_folds_the_weights_in_at_the_first_call():
+    """With freezing the weights are constants of the compiled graph: a weight changed after the first call
+    changes the eager output and not the compiled one (without freezing both would change). This fails if
+    the setting reaches inductor but not dynamo's tracing, which then keeps the weights as graph inputs."""
+    unet = small_unet(levels=1)
+    args, kwargs = unet_inputs(T=2, h=8, w=8)
+    eager_before = unet(*args, **kwargs)
+    compiled = compiled_callable(unet, CompileOptions(freezing=True))
+    frozen = compiled(*args, **kwargs)
+    assert (frozen - eager_before).abs().max().item() < 1e-4
+    unet.out[-1].weight.add_(0.5)
+    eager_after = unet(*args, **kwargs)
+    assert (eager_after - eager_before).abs().max().item() > 1e-2
+    assert torch.equal(compiled(*args, **kwargs), frozen)
+    assert not torch._inductor.config.freezing  # the setting is on only while the compiled module runs
+
+
+def test_freezing_passes_the_modes_options_plus_freezing():
+    """torch.compile takes a mode or options, not both: freezing turns the mode into its options."""
+    from torch._inductor import list_mode_options
+
+    assert CompileOptions(mode="max-autotune").kwargs()["mode"] == "max-autotune"
+    frozen = CompileOptions(mode="max-autotune", freezing=True).kwargs()
+    assert "mode" not in frozen and frozen["options"] == {**list_mode_options("max-autotune"), "freezing": True}
+    assert CompileOptions(freezing=True).kwargs()["options"] == {"freezing": True}
+    assert "options" not in CompileOptions(backend="eager", freezing=True).kwargs()  # tracing-only backends take none
+
+
+@pytest.mark.parametrize("kwargs, what", [({"offload": True}, "offload"),
+                                          ({"lora": ["x.safetensors"], "merge_lora": False}, "merge_lora=False")])
+def test_frozen_weights_refuse_offload_and_unmerged_adapters(kwargs, what):
+    """Frozen weights are constants of the compiled graph: loading refuses what would change them later."""
+    from sgm.inference import VideoPipeline
+    from tests.helpers import TINY_CONFIG
+
+    with pytest.raises(ValueError, match=f"freezing.*{what}"):
+        VideoPipeline.load(config=str(TINY_CONFIG), random_weights=True, device="cpu",
+                           compile=CompileOptions(freezing=True), **kwargs)
 
 
 @pytest.mark.slow
@@ -140,7 +194,13 @@ def test_compile_flags_reach_the_pipeline(tmp_path, monkeypatch):
     from PIL import Image
 
     Image.new("RGB", (64, 64)).save(image)
-    status = main(["--input_path", str(image), "--config", str(TINY_CONFIG), "--random_weights", "--device", "cpu",
-                   "--output_folder", str(tmp_path / "out"), "--compile"])
-    assert status == 2 and asked["compile"] is True
+    common = ["--input_path", str(image), "--config", str(TINY_CONFIG), "--random_weights", "--device", "cpu",
+              "--output_folder", str(tmp_path / "out")]
+    assert main(common + ["--compile"]) == 2 and asked["compile"] is True
     assert parse_args(["--config", str(TINY_CONFIG), "--compile"]).compile is True
+    assert parse_args(["--config", str(TINY_CONFIG)]).compile is False
+    # the CPU setting; a mode or freezing implies --compile
+    cpu = CompileOptions(mode="max-autotune", freezing=True)
+    assert main(common + ["--compile_mode", "max-autotune", "--freeze_weights"]) == 2 and asked["compile"] == cpu
+    assert parse_args(["--config", str(TINY_CONFIG), "--compile-mode", "max-autotune", "--freeze-weights"]).compile == cpu
+    assert main(common + ["--freeze_weights"]) == 2 and asked["compile"] == CompileOptions(freezing=True)

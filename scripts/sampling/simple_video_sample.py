@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sgm.inference.checkpoints import VERSIONS
     from sgm.inference.samplers import SAMPLER_NAMES
     from sgm.inference.writers import FORMATS
+    from sgm.modules.compile import COMPILE_MODES
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("input and output")
@@ -61,8 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run transformer MLPs over this many tokens at a time (less memory, same output)")
     g.add_argument("--random_weights", action="store_true", help="no checkpoint: random weights (for tests and timing only)")
     g.add_argument("--compile", action="store_true",
-                   help="torch.compile the UNet and the decoder: the first video takes minutes longer to compile; "
-                        "on CPU it is not faster (docs/benchmarks.md)")
+                   help="torch.compile the UNet and the decoder: the first video takes minutes longer to compile "
+                        "(docs/benchmarks.md); on CPU add --compile_mode max-autotune --freeze_weights to be faster than eager")
+    g.add_argument("--compile_mode", default=None, choices=COMPILE_MODES,
+                   help="torch.compile mode (implies --compile; default: torch's default mode)")
+    g.add_argument("--freeze_weights", action="store_true",
+                   help="compile with the weights folded in as constants (inductor freezing; implies --compile): on CPU "
+                        "prepacked for oneDNN/MKL; a second copy of the weights; not with --offload")
     g = p.add_argument_group("sampling (default: the model config's sampling: section)")
     g.add_argument("--num_frames", type=int, default=None)
     g.add_argument("--num_steps", type=int, default=None)
@@ -173,6 +179,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from sgm.inference.pipeline import parse_device, parse_dtype
     from sgm.inference.precision import slow_precision_warning
     from sgm.inference.watermark import add_watermark, check_watermark
+    from sgm.modules.compile import compile_setting
     from sgm.inference.writers import parse_formats
 
     try:
@@ -203,7 +210,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         pipe = VideoPipeline.load(version=args.version, config=args.config, ckpt=args.ckpt, device=device,
                                   dtype=dtype, offload=args.offload, ff_chunk_size=args.ff_chunk,
                                   random_weights=args.random_weights, download=args.download,
-                                  download_dir=args.download_dir, lora=args.lora, compile=args.compile)
+                                  download_dir=args.download_dir, lora=args.lora,
+                                  compile=compile_setting(args.compile, args.compile_mode, args.freeze_weights))
         load_s = time.perf_counter() - t_load
         logger.info("model loaded in %.1fs", load_s)
         filled = opts.filled(pipe.defaults)  # validate the combination before the first image

@@ -3,8 +3,9 @@ import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
+from ..modules.compile import COMPILE_MODES, CompileOptions, compile_setting
 from .models import DEFAULT_VERSION, available_versions
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -18,7 +19,8 @@ class DemoSettings:
     with a `sampling:` section. ckpt: weights path (None: the config's `sampling.checkpoint`).
     random_weights: build the launch model with random weights, reading no checkpoint (to try the
     page, e.g. on the tiny config; the videos are noise).
-    device / dtype / offload / download / compile: passed to `VideoPipeline.load` (download: fetch a missing
+    device / dtype / offload / download / compile: passed to `VideoPipeline.load` (compile: False, True or
+    CompileOptions, from --compile, --compile-mode and --freeze-weights; download: fetch a missing
     official checkpoint from the Hugging Face Hub, see docs/download.md; lora: adapter files
     "file[:strength]" applied to every model loaded, see docs/lora.md). host, port: where the server listens
     (127.0.0.1 by default: only this machine can reach it). share: ask Gradio for a public link.
@@ -36,7 +38,7 @@ class DemoSettings:
     offload: bool = False
     download: bool = False
     lora: List[str] = field(default_factory=list)
-    compile: bool = False
+    compile: Union[bool, CompileOptions] = False
     host: str = "127.0.0.1"
     port: int = 7860
     share: bool = False
@@ -72,7 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
                         help="apply a LoRA adapter at STRENGTH (default 1) to the loaded model; repeatable (docs/lora.md)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet and the decoder (the first video "
-                                                               "takes minutes longer; on CPU not faster, docs/benchmarks.md)")
+                                                               "takes minutes longer, docs/benchmarks.md); on CPU add "
+                                                               "--compile-mode max-autotune --freeze-weights to be faster than eager")
+    parser.add_argument("--compile-mode", default=None, choices=COMPILE_MODES,
+                        help="torch.compile mode (implies --compile; default: torch's default mode)")
+    parser.add_argument("--freeze-weights", action="store_true",
+                        help="compile with the weights folded in as constants (inductor freezing; implies --compile): on "
+                             "CPU prepacked for oneDNN/MKL; a second copy of the weights; not with --offload")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
                                                            "0.0.0.0 exposes the demo to your network)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
@@ -134,7 +142,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> DemoSettings:
     version = args.version if args.version is not None else (None if args.config else DEFAULT_VERSION)
     settings = DemoSettings(version=version, config=args.config, ckpt=args.ckpt, random_weights=args.random_weights,
                             device=args.device, dtype=args.dtype, offload=args.offload, download=args.download, lora=args.lora,
-                            compile=args.compile,
+                            compile=compile_setting(args.compile, args.compile_mode, args.freeze_weights),
                             host=args.host, port=args.port, share=args.share,
                             max_upload_mb=args.max_upload_mb, output_folder=args.output_folder,
                             concurrency=args.concurrency, max_queue=args.max_queue)

@@ -144,6 +144,8 @@ class VideoPipeline:
         False keeps them apart, so `set_lora_strength` can change them between videos.
         compile: torch.compile the UNet and the decoder (True, or CompileOptions); the first video then
         takes minutes longer to compile (docs/benchmarks.md: what it buys, which size changes recompile).
+        On CPU, CompileOptions(mode="max-autotune", freezing=True) is the setting that is faster than eager;
+        freezing cannot be combined with offload or merge_lora=False (ValueError).
         Raises MissingCheckpointError naming the path looked for and the official file to put there.
         """
         embedded = training_config(ckpt) if config is None else None  # a main.py checkpoint holds its config
@@ -163,6 +165,11 @@ class VideoPipeline:
         torch_dtype = parse_dtype(dtype, device)
         if ff_chunk_size is not None and ff_chunk_size < 1:
             raise ValueError(f"ff_chunk_size must be >= 1 or None, got {ff_chunk_size}")
+        if isinstance(compile, CompileOptions) and compile.freezing and (offload or (lora and not merge_lora)):
+            raise ValueError("compiling with freezing folds the weights into the compiled graph, so they must not "
+                             "change after the first video: drop --freeze_weights (CompileOptions.freezing), or "
+                             + ("offload" if offload else "merge_lora=False") + ", which "
+                             + ("moves the weights between devices" if offload else "keeps the adapters' strength adjustable"))
         ckpt_path = None
         if not random_weights:
             ckpt_path = find_or_download(ckpt, config_checkpoint(cfg), version, download, download_dir)
