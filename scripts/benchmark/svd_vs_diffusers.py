@@ -13,6 +13,9 @@ configs/inference/svd_xt.yaml, diffusers' components from the configs sgm.intero
     # CPU, one full-size guided UNet forward (2 x 4 frames, 16x16 latent): ours eager and compiled,
     # diffusers eager and compiled, in turn within each round
     python scripts/benchmark/svd_vs_diffusers.py --unet_only --size full --frames 4 --height 128 --width 128 --compile
+    # the CPU setting that beats eager: max-autotune with frozen weights (diffusers' UNet then stays eager)
+    python scripts/benchmark/svd_vs_diffusers.py --unet_only --size full --frames 4 --height 128 --width 128 \
+        --compile --compile_mode max-autotune --compile_freezing --threads 1
 
 Printed per engine: median seconds per sampling step (one guided UNet evaluation on 2 x T
 frames), seconds to decode the T latents (decoding_t frames per decoder call), peak memory of
@@ -61,6 +64,10 @@ def parse_args(argv=None):
                         "shares our weights' storage (scripts/benchmark/unet_forward.py), so one model is in memory")
     p.add_argument("--compile", action="store_true", help="with --unet_only: add both UNets compiled to the same run")
     p.add_argument("--compile_mode", default=None, help="torch.compile mode (default: inductor's default)")
+    p.add_argument("--compile_freezing", action="store_true",
+                   help="with --compile: inductor freezing (weights folded in and prepacked; the CPU setting, with "
+                        "--compile_mode max-autotune). Diffusers' UNet is then not compiled: a frozen copy of its weights "
+                        "would be a third full copy in memory")
     p.add_argument("--compile_backend", default="inductor", help="torch.compile backend ('eager': trace only, for tests)")
     p.add_argument("--ablate_single_token", action="store_true",
                    help="with --unet_only: also time ours without the single-context-token attention path")
@@ -299,7 +306,7 @@ def main_unet_only(a):
         torch.set_num_threads(a.threads)
     torch.set_flush_denormal(True)
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[a.dtype]
-    options = CompileOptions(mode=a.compile_mode, backend=a.compile_backend) if a.compile else None
+    options = CompileOptions(mode=a.compile_mode, backend=a.compile_backend, freezing=a.compile_freezing) if a.compile else None
     results = measure_unet_forward(a, our_config(a), torch.device(a.device), dtype, options, a.ablate_single_token)
     print_unet_forward(a, results, describe_machine(a.device))
     if a.json:

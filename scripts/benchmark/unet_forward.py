@@ -112,6 +112,8 @@ def measure_unet_forward(a, cfg, device: torch.device, dtype: torch.dtype, compi
     variant the warm-up call compiles; its time is reported as `first_call_s`)."""
     import statistics
 
+    from sgm.modules.compile import compiled_callable
+
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     ours = our_unet(cfg, device, dtype)
     theirs, fresh = their_unet(a, ours, device, dtype)
@@ -119,11 +121,18 @@ def measure_unet_forward(a, cfg, device: torch.device, dtype: torch.dtype, compi
     variants = {"ours eager": calls["ours"], "diffusers eager": calls["diffusers"]}
     if ablate_single_token:
         variants["ours eager, full attention"] = without_single_token_path(calls["ours"])
+    skipped = {}
     if compile_options is not None:
         kwargs = compile_options.kwargs()
-        variants["ours compiled"] = forward_calls(a, torch.compile(ours, **kwargs), None, device, dtype)["ours"]
-        variants["diffusers compiled"] = forward_calls(a, None, torch.compile(theirs, **kwargs), device, dtype)["diffusers"]
+        ours_compiled = compiled_callable(ours, compile_options)  # as compile_module (the pipeline's), not in place
+        variants["ours compiled"] = forward_calls(a, ours_compiled, None, device, dtype)["ours"]
+        if compile_options.freezing:  # its frozen constants would be a third copy of the weights
+            skipped["diffusers compiled"] = "not run with freezing (a third full copy of the weights in memory)"
+        else:
+            variants["diffusers compiled"] = forward_calls(a, None, torch.compile(theirs, **kwargs), device, dtype)["diffusers"]
     results = {name: {"rows": []} for name in variants}
+    for name, why in skipped.items():
+        results[name] = {"rows": [], "error": why}
     for name, fn in list(variants.items()):
         try:
             results[name]["first_call_s"] = timed(fn, sync)
@@ -143,7 +152,11 @@ def measure_unet_forward(a, cfg, device: torch.device, dtype: torch.dtype, compi
 
 def print_unet_forward(a, results: dict, machine: str) -> None:
     v = results["variants"]
-    print(f"machine: {machine}; dtype {a.dtype}")
+    compiled = ""
+    if getattr(a, "compile", False):
+        compiled = (f"; compiled: mode {a.compile_mode or 'default'}, backend {a.compile_backend}"
+                    + (", freezing" if getattr(a, "compile_freezing", False) else ""))
+    print(f"machine: {machine}; dtype {a.dtype}{compiled}")
     print(f"UNet forward: CFG batch 2 x {a.frames} frames, latent {a.height // 8}x{a.width // 8}, UNet {a.unet_channels} ch "
           f"(heads of {a.head_dim}), parameters ours {results['params']['ours'] / 1e6:.1f}M / diffusers "
           f"{results['params']['diffusers'] / 1e6:.1f}M; median of {a.repeats} rounds, variants in turn within each round")
@@ -151,7 +164,7 @@ def print_unet_forward(a, results: dict, machine: str) -> None:
     print(f"{'':28}{'median s':>10}{'x diffusers eager':>19}{'first call s':>14}   rounds")
     for name, r in v.items():
         if "median_s" not in r:
-            print(f"{name:28}{'failed':>10}   {r.get('error', '')}")
+            print(f"{name:28}{'-':>10}   {r.get('error', '')}")
             continue
         rounds = " ".join(f"{s:.3f}" for s in r["rows"])
         print(f"{name:28}{r['median_s']:>10.3f}{r['median_s'] / base:>19.2f}{r['first_call_s']:>14.1f}   {rounds}")
