@@ -96,8 +96,10 @@ def student_config(teacher: Path, out: Path) -> Path:
     return out
 
 
-def train_student(teacher: Path, workdir: Path, steps: int, lr: float, seed: int, threads: int, log) -> Path:
-    """main.py on the distillation config of this teacher; returns the student's last checkpoint."""
+def train_student(teacher: Path, workdir: Path, steps: int, lr: float, seed: int, threads: int, log,
+                  extra: Tuple[str, ...] = ()) -> Path:
+    """main.py on the distillation config of this teacher, with `extra` key=value overrides last (they win);
+    returns the student's last checkpoint."""
     run_dir = workdir / "distill"
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -106,7 +108,7 @@ def train_student(teacher: Path, workdir: Path, steps: int, lr: float, seed: int
     overrides = [f"model.params.ckpt_path={teacher}", f"data.params.train.shards={shards}",
                  f"model.base_learning_rate={lr}", f"lightning.trainer.max_steps={steps}",
                  "lightning.trainer.log_every_n_steps=1", "lightning.trainer.enable_progress_bar=false",
-                 f"lightning.modelcheckpoint.params.every_n_train_steps={steps}", "lightning.callbacks.video_logger=null"]
+                 f"lightning.modelcheckpoint.params.every_n_train_steps={steps}", "lightning.callbacks.video_logger=null", *extra]
     cmd = [sys.executable, str(REPO / "main.py"), "--base", str(config), *overrides, "--seed", str(seed)]
     env = {**os.environ, "SGM_RUN_DIR": str(run_dir), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     log_path = workdir / "distill.log"
@@ -197,7 +199,7 @@ def evaluate(teacher_ckpt: Path, student_ckpt: Path, clips: List[Tuple[Path, np.
 
 
 def run(workdir: Path, steps: int, lr: float, seed: int, clips: int, threads: int, student: Optional[Path] = None,
-        log=print) -> Dict:
+        log=print, overrides: Tuple[str, ...] = ()) -> Dict:
     import torch
 
     torch.set_num_threads(threads)
@@ -205,13 +207,13 @@ def run(workdir: Path, steps: int, lr: float, seed: int, clips: int, threads: in
     t0 = time.perf_counter()
     teacher = ensure_teacher(workdir, threads, log)
     if student is None:
-        student = train_student(teacher, workdir, steps, lr, seed, threads, log)
+        student = train_student(teacher, workdir, steps, lr, seed, threads, log, overrides)
     elif not student.is_file():
         raise DistillError(f"--student {student} does not exist")
     log(f"[eval] {clips} held-out clips, same initial noise for every sampler")
     held_out = held_out_clips(workdir, teacher, workdir / "distill_eval", clips)
     report = {"teacher": str(teacher), "student": str(student), "steps": steps, "learning_rate": lr, "seed": seed,
-              **evaluate(teacher, student, held_out, seed, log)}
+              "overrides": list(overrides), **evaluate(teacher, student, held_out, seed, log)}
     mean = report["mean"]
     ratio = mean["teacher_4"]["latent_mse"] / max(mean["student_4"]["latent_mse"], 1e-12)
     report["ratio_teacher4_over_student4"] = ratio
@@ -241,9 +243,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
     p.add_argument("--student", default=None,
                    help="measure this student checkpoint instead of training one (e.g. <workdir>/distill/checkpoints/last.ckpt)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a main.py override of the distillation run, after the script's own (repeatable), e.g. "
+                        "--set model.params.target_decay=0.9")
     args = p.parse_args(argv)
     if args.steps < 1 or args.clips < 1:
         p.error("--steps and --clips must be at least 1")
+    bad = [o for o in args.overrides if "=" not in o or o.startswith("=")]
+    if bad:
+        p.error(f"--set takes KEY=VALUE (a dotted config key, as main.py takes it); got {bad[0]!r}")
     return args
 
 
@@ -252,7 +260,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING)
     try:
         report = run(Path(args.workdir).resolve(), args.steps, args.lr, args.seed, args.clips, args.threads,
-                     Path(args.student).resolve() if args.student else None)
+                     Path(args.student).resolve() if args.student else None, overrides=tuple(args.overrides))
     except DistillError as e:
         print(f"toy distillation FAILED: {e}", file=sys.stderr)
         return 1

@@ -167,7 +167,8 @@ class VideoPipeline:
             raise ValueError(f"ff_chunk_size must be >= 1 or None, got {ff_chunk_size}")
         if isinstance(compile, CompileOptions) and compile.freezing and (offload or (lora and not merge_lora)):
             raise ValueError("compiling with freezing folds the weights into the compiled graph, so they must not "
-                             "change after the first video: drop --freeze_weights (CompileOptions.freezing), or "
+                             "change after the first video: drop the frozen weights (CompileOptions.freezing; the sampler's "
+                             "--freeze_weights, the demo's --freeze-weights) or "
                              + ("offload" if offload else "merge_lora=False") + ", which "
                              + ("moves the weights between devices" if offload else "keeps the adapters' strength adjustable"))
         ckpt_path = None
