@@ -440,3 +440,32 @@ def test_toy_motion_script_needs_a_toy_run(tmp_path):
     run = subprocess.run([sys.executable, "scripts/lora_toy_motion.py", "--toy_run", str(tmp_path / "nothing"),
                           "--workdir", str(tmp_path / "work")], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "scripts/toy_curriculum.py --workdir" in run.stderr
+
+
+def test_adapter_file_holds_the_ema_when_the_run_keeps_one(tmp_path):
+    """With model.params.use_ema the run samples with the EMA weights (VideoLogger, VideoPipeline), so the
+    adapter file holds the adapter's EMA, the same tensors as the checkpoint's model_ema, not the raw ones."""
+    from safetensors.torch import load_file
+
+    from sgm.training import run
+    from tests.inference_helpers import tiny_checkpoint
+    from tests.training_helpers import REPO, toy_overrides
+
+    args = toy_overrides(tmp_path, max_steps=3, name="lora_ema", extra=[
+        f"model.params.ckpt_path={tiny_checkpoint()}", "model.params.lora_config.rank=4",
+        "model.base_learning_rate=1e-3", "model.params.use_ema=true", "model.params.ema_decay_rate=0.5"])
+    args.insert(2, str(REPO / "configs" / "lora" / "temporal.yaml"))
+    assert run(args) == 0
+    (run_dir,) = [p for p in (tmp_path / "logs").iterdir() if p.name.endswith("_lora_ema")]
+    adapter = load_file(str(run_dir / "lora" / "last.safetensors"))
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    from omegaconf import OmegaConf
+
+    name = OmegaConf.load(REPO / "configs" / "lora" / "temporal.yaml").model.params.lora_config.name
+    trained_b = [k for k in adapter if k.endswith("lora_B.weight")]
+    assert trained_b
+    for key in trained_b:  # the file leaves out the adapter's name: <layer>.lora_B.weight, <layer>.lora_B.<name>.weight
+        module_key = "diffusion_model." + key.replace(".lora_B.weight", f".lora_B.{name}.weight")
+        raw, ema = state["model." + module_key], state["model_ema." + module_key.replace(".", "")]
+        assert not torch.equal(raw, ema)  # three steps at decay 0.5: the two differ
+        assert torch.equal(adapter[key], ema)

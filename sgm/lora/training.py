@@ -4,6 +4,7 @@ alone, as a small .safetensors, into the run directory. configs/lora/ has ready 
 
     python main.py --base configs/svd_xt.yaml configs/lora/temporal.yaml --name camera_pan
 """
+import contextlib
 import logging
 import os
 from typing import Mapping, Optional, Sequence, Union
@@ -41,7 +42,8 @@ def attach_training_lora(network: nn.Module, lora_config: Mapping, trainable_par
 
 class SaveLoRA(pl.Callback):
     """Write the trained adapter (no base weight) to <run>/lora/step<N>.safetensors every
-    `every_n_train_steps` steps and to <run>/lora/last.safetensors at the end of training.
+    `every_n_train_steps` steps and to <run>/lora/last.safetensors at the end of training. With
+    `model.params.use_ema` the file holds the EMA of the adapter, the weights the run's checkpoint samples with.
 
     every_n_train_steps: 0 writes only the last one. dirpath: where (default <run directory>/lora).
     """
@@ -56,8 +58,9 @@ class SaveLoRA(pl.Callback):
             raise ValueError("SaveLoRA needs model.params.lora_config (the adapter to train); see configs/lora/")
         folder = self.dirpath or os.path.join(trainer.default_root_dir, "lora")
         path = os.path.join(folder, filename)
-        save_lora(pl_module.model.diffusion_model, config.get("name", "default"), path)
-        logger.info("saved LoRA adapter to %s", path)
+        with pl_module.ema_scope() if getattr(pl_module, "use_ema", False) else contextlib.nullcontext():
+            save_lora(pl_module.model.diffusion_model, config.get("name", "default"), path)
+        logger.info("saved LoRA adapter%s to %s", " (EMA)" if getattr(pl_module, "use_ema", False) else "", path)
 
     @rank_zero_only
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
