@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 STUDENT_CONFIG = "configs/distill/toy_consistency.yaml"
 # What the student's config takes from configs/distill/toy_consistency.yaml; the rest is the teacher run's.
-DISTILL_PARAMS = ("sampler_config", "loss_fn_config", "target_decay", "teacher_dtype", "use_ema")
+DISTILL_PARAMS = ("sampler_config", "loss_fn_config", "target_decay", "teacher_dtype", "use_ema", "ema_decay_rate")
 TEACHER_STEPS = 25
 STUDENT_STEPS = (1, 2, 4)
 TARGET_RATIO = 2.0
