@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 import torch
-import torch._inductor.config
 import torch.nn as nn
 
 logger = logging.getLogger(__name__)
@@ -77,6 +76,8 @@ def _traced_with_freezing(fn: Callable, options: CompileOptions) -> Callable:
     for its duration, which keeps it out of the rest of the process."""
     if not (options.freezing and options.backend == "inductor"):
         return fn
+
+    import torch._inductor.config  # only here: importing sgm does not load inductor
 
     @functools.wraps(fn)
     def call_with_freezing(*args, **kwargs):
