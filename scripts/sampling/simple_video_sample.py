@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sgm.inference.checkpoints import VERSIONS
     from sgm.inference.samplers import SAMPLER_NAMES
     from sgm.inference.writers import FORMATS
-    from sgm.modules.compile import COMPILE_MODES
+    from sgm.modules.compile import add_compile_arguments
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("input and output")
@@ -61,14 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ff_chunk", type=int, default=None,
                    help="run transformer MLPs over this many tokens at a time (less memory, same output)")
     g.add_argument("--random_weights", action="store_true", help="no checkpoint: random weights (for tests and timing only)")
-    g.add_argument("--compile", action="store_true",
-                   help="torch.compile the UNet and the decoder: the first video takes minutes longer to compile "
-                        "(docs/benchmarks.md); on CPU add --compile_mode max-autotune --freeze_weights to be faster than eager")
-    g.add_argument("--compile_mode", default=None, choices=COMPILE_MODES,
-                   help="torch.compile mode (implies --compile; default: torch's default mode)")
-    g.add_argument("--freeze_weights", action="store_true",
-                   help="compile with the weights folded in as constants (inductor freezing; implies --compile): on CPU "
-                        "prepacked for oneDNN/MKL; a second copy of the weights; not with --offload")
+    add_compile_arguments(g)
     g = p.add_argument_group("sampling (default: the model config's sampling: section)")
     g.add_argument("--num_frames", type=int, default=None)
     g.add_argument("--num_steps", type=int, default=None)

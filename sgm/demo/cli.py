@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
-from ..modules.compile import COMPILE_MODES, CompileOptions, compile_setting
+from ..modules.compile import CompileOptions, add_compile_arguments, compile_setting
 from .models import DEFAULT_VERSION, available_versions
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -73,14 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "(never otherwise; see docs/download.md)")
     parser.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH]",
                         help="apply a LoRA adapter at STRENGTH (default 1) to the loaded model; repeatable (docs/lora.md)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the UNet and the decoder (the first video "
-                                                               "takes minutes longer, docs/benchmarks.md); on CPU add "
-                                                               "--compile-mode max-autotune --freeze-weights to be faster than eager")
-    parser.add_argument("--compile-mode", default=None, choices=COMPILE_MODES,
-                        help="torch.compile mode (implies --compile; default: torch's default mode)")
-    parser.add_argument("--freeze-weights", action="store_true",
-                        help="compile with the weights folded in as constants (inductor freezing; implies --compile): on "
-                             "CPU prepacked for oneDNN/MKL; a second copy of the weights; not with --offload")
+    add_compile_arguments(parser, sep="-")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
                                                            "0.0.0.0 exposes the demo to your network)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")

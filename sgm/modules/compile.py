@@ -60,6 +60,21 @@ class CompileOptions:
         return kwargs
 
 
+def add_compile_arguments(parser, sep: str = "_") -> None:
+    """The compile switches of the sampler (`sep` "_": --compile_mode, --freeze_weights) and of the demo
+    (`sep` "-": --compile-mode, --freeze-weights) on `parser` (an argparse parser or argument group); turn
+    the parsed values into `VideoPipeline.load`'s `compile` with `compile_setting`."""
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the UNet and the decoder: the first video takes minutes longer to compile "
+                             f"(docs/benchmarks.md); on CPU add --compile{sep}mode max-autotune --freeze{sep}weights "
+                             "to be faster than eager")
+    parser.add_argument(f"--compile{sep}mode", default=None, choices=COMPILE_MODES,
+                        help="torch.compile mode (implies --compile; default: torch's default mode)")
+    parser.add_argument(f"--freeze{sep}weights", action="store_true",
+                        help="compile with the weights folded in as constants (inductor freezing; implies --compile): "
+                             "on CPU prepacked for oneDNN/MKL; a second copy of the weights; not with --offload")
+
+
 def compile_setting(compile: bool, mode: Optional[str] = None, freezing: bool = False) -> Union[bool, CompileOptions]:
     """What `VideoPipeline.load(compile=...)` takes from the command-line switches of the sampler and the
     demo: False, True (torch.compile's defaults) or CompileOptions. A mode or freezing implies compiling."""
