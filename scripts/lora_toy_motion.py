@@ -173,16 +173,17 @@ def main(argv=None) -> int:
     from sgm.training.threads import default_threads
 
     args = parse_args(argv)
+    work = Path(args.workdir)
     try:
         config, ckpt = toy_model(Path(args.toy_run))
+        reused = latest_adapter(work, args.direction) if args.skip_training else None  # before any work
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     threads = args.threads or default_threads(1)
-    work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     base = base_weights(config, ckpt, work)
-    adapter = latest_adapter(work, args.direction) if args.skip_training else train(args, config, base, work, threads)
+    adapter = reused or train(args, config, base, work, threads)
     report = {"direction": args.direction, "toy_run": str(args.toy_run), "adapter": str(adapter),
               "adapter_steps": None if args.skip_training else args.steps, **measure(args, config, base, adapter, threads)}
     before, after = report["strength_0"], report["strength_1"]

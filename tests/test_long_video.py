@@ -348,3 +348,23 @@ def test_benchmark_overlap_contrast_sees_a_blended_frame():
     assert sharp == pytest.approx(1.0, abs=0.05)
     assert overlap_contrast(blended, clips) < 0.8  # the mean of two unrelated images: std / sqrt(2)
     assert stands_still(np.repeat(frames[:1], 8, axis=0)) and not stands_still(frames)
+
+
+@pytest.mark.slow
+def test_chain_tie_probe_runs_from_the_command_line(tmp_path):
+    """scripts/benchmark/chain_tie_probe.py on the tiny model (one input): it reaches into the pipeline's
+    sampling and decoding, so this keeps it running when they change; it prints its table of finite figures."""
+    import subprocess
+    import sys
+
+    from tests.helpers import TINY_CONFIG
+    from tests.inference_helpers import tiny_checkpoint
+    from tests.training_helpers import REPO
+
+    run = subprocess.run([sys.executable, "scripts/benchmark/chain_tie_probe.py", "--config", str(TINY_CONFIG),
+                          "--ckpt", str(tiny_checkpoint()), "--inputs", "1"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    last = run.stdout.strip().splitlines()[-1]
+    figures = [float(v) for v in last.strip("|").split("|")]
+    assert len(figures) == 4 and all(np.isfinite(figures)) and figures[0] > 0  # frames of a clip differ

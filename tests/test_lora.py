@@ -442,6 +442,24 @@ def test_toy_motion_script_needs_a_toy_run(tmp_path):
     assert run.returncode == 2 and "scripts/toy_curriculum.py --workdir" in run.stderr
 
 
+def test_toy_motion_script_skip_training_needs_a_trained_adapter(tmp_path):
+    """--skip_training in a workdir without an adapter says to train first, and exits 2 before any work."""
+    import subprocess
+    import sys
+
+    from tests.training_helpers import REPO
+
+    toy = tmp_path / "toy"
+    for path in ("stage3/configs/config.yaml", "stage3/checkpoints/last.ckpt"):  # only their presence is checked first
+        (toy / path).parent.mkdir(parents=True, exist_ok=True)
+        (toy / path).write_text("")
+    (toy / "inputs").mkdir()
+    run = subprocess.run([sys.executable, "scripts/lora_toy_motion.py", "--toy_run", str(toy), "--workdir",
+                          str(tmp_path / "work"), "--skip_training"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and "run without --skip_training first" in run.stderr
+    assert not (tmp_path / "work").exists()
+
+
 def test_adapter_file_holds_the_ema_when_the_run_keeps_one(tmp_path):
     """With model.params.use_ema the run samples with the EMA weights (VideoLogger, VideoPipeline), so the
     adapter file holds the adapter's EMA, the same tensors as the checkpoint's model_ema, not the raw ones."""
